@@ -1,0 +1,125 @@
+#include "sl_admin.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_addr.h"
+
+struct sl_admin {
+    struct MHD_Daemon *daemon;
+    sl_metrics_t *metrics;
+    sl_admin_ready_cb ready;
+    void *opaque;
+    int port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
+                             const char *content_type, char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status,
+                                  const char *json)
+{
+    return reply(conn, status, "application/json", (char *)json, strlen(json),
+                 MHD_RESPMEM_MUST_COPY);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+    sl_admin_t *admin = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "{\"error\":\"method not allowed\",\"detail\":\"use GET\"}");
+    if (strcmp(url, "/metrics") == 0) {
+        size_t len;
+        char *text = sl_metrics_render(admin->metrics, &len);
+        if (!text)
+            return reply_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "{\"error\":\"out of memory\",\"detail\":\"metrics\"}");
+        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                     MHD_RESPMEM_MUST_FREE);
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+    if (strcmp(url, "/readyz") == 0) {
+        char why[256] = "";
+        if (!admin->ready || admin->ready(admin->opaque, why, sizeof(why)))
+            return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ready\"}");
+        /* `why` is produced by our own code, but escape quotes and backslashes anyway. */
+        char body[600], *o = body;
+        o += sprintf(o, "{\"status\":\"not ready\",\"detail\":\"");
+        for (const char *p = why; *p && o < body + sizeof(body) - 8; p++) {
+            if (*p == '"' || *p == '\\')
+                *o++ = '\\';
+            *o++ = (*p >= 0x20) ? *p : ' ';
+        }
+        strcpy(o, "\"}");
+        return reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
+    return reply_json(conn, MHD_HTTP_NOT_FOUND,
+                      "{\"error\":\"not found\",\"detail\":\"paths: /metrics /healthz /readyz\"}");
+}
+
+sl_admin_t *sl_admin_start(const char *listen, sl_metrics_t *metrics, sl_admin_ready_cb ready,
+                           void *opaque, struct sl_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (sl_addr_parse(listen, &ss, &len, err) != 0) {
+        sl_err_prefix(err, "admin listener");
+        return NULL;
+    }
+    sl_admin_t *admin = calloc(1, sizeof(*admin));
+    if (!admin) {
+        sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    admin->metrics = metrics;
+    admin->ready = ready;
+    admin->opaque = opaque;
+    unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    admin->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, handle, admin, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+    if (!admin->daemon) {
+        sl_err_set(err, SL_ERR_IO, "admin listener: cannot listen on %s (in use?)", listen);
+        free(admin);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(admin->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    admin->port = info ? sl_addr_bound_port(info->listen_fd) : -1;
+    return admin;
+}
+
+int sl_admin_port(const sl_admin_t *admin)
+{
+    return admin->port;
+}
+
+void sl_admin_stop(sl_admin_t *admin)
+{
+    if (!admin)
+        return;
+    MHD_stop_daemon(admin->daemon);
+    free(admin);
+}

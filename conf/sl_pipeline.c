@@ -1,0 +1,330 @@
+#include "sl_pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- ingress and sources ---- */
+
+static const char *const verify_schemes[] = {
+    "stripe", "github", "standard-webhooks", "hmac-sha256", "api-key", "none", NULL};
+static const char *const encodings[] = {"hex", "base64", NULL};
+
+static const struct sl_conf_key verify_keys[] = {
+    {"scheme", SL_CK_ENUM, NULL, "How requests from this source prove who sent them.", NULL, 0, 0,
+     verify_schemes, true},
+    {"secret", SL_CK_STRINGS, NULL,
+     "Signing secret, or a list of secrets that are valid at once during a rotation. Use "
+     "${VAR}: never write a secret in the file."},
+    {"key_hashes", SL_CK_STRINGS, NULL,
+     "api-key: hex SHA-256 hashes of the accepted keys (Authorization: Bearer or X-Api-Key)."},
+    {"header", SL_CK_STRING, NULL, "hmac-sha256: the header that carries the signature."},
+    {"prefix", SL_CK_STRING, NULL, "hmac-sha256: a prefix before the signature, e.g. sha256=."},
+    {"encoding", SL_CK_ENUM, "hex", "hmac-sha256: how the signature is encoded.", NULL, 0, 0,
+     encodings},
+    {"tolerance", SL_CK_DURATION, "5m",
+     "stripe, standard-webhooks: how far a signed timestamp may be from now, either way.", NULL,
+     1000, 86400000},
+    {NULL},
+};
+
+static const struct sl_conf_key source_keys[] = {
+    {"verify", SL_CK_SECTION, NULL, "Inbound verification.", verify_keys, 0, 0, NULL, true},
+    {"event_id", SL_CK_STRING, NULL,
+     "Where the source's own event id is: a JSON Pointer into the body (/id) or header:Name. "
+     "It is the idempotency key for dedup."},
+    {"event_type", SL_CK_STRING, NULL,
+     "Where the event type is: a JSON Pointer or header:Name. Without it the type is "
+     "<source>.event."},
+    {"partition_key", SL_CK_STRING, NULL,
+     "JSON Pointer or header:Name of the value that orders events (the Kafka record key). "
+     "Without it, the event id."},
+    {"schemas", SL_CK_STRING_MAP, NULL,
+     "JSON Schema per event type (paths under schema_dir); \"*\" is the fallback."},
+    {"require_schema", SL_CK_BOOL, "false",
+     "Dead-letter events whose type has no schema (and no \"*\" fallback)."},
+    {NULL},
+};
+
+static const struct sl_conf_key ingress_keys[] = {
+    {"listen", SL_CK_STRING, "0.0.0.0:8080", "Address of the public HTTP listener."},
+    {"max_body_bytes", SL_CK_SIZE, "1MiB", "Largest accepted request body (413 above).", NULL, 1,
+     64 * 1024 * 1024},
+    {"request_timeout", SL_CK_DURATION, "10s",
+     "Deadline for Kafka to acknowledge a request's event; 503 with Retry-After after it.", NULL,
+     100, 300000},
+    {"idle_timeout", SL_CK_DURATION, "15s",
+     "A connection silent for this long is closed (slow clients cannot hold slots).", NULL, 1000,
+     3600000},
+    {"max_connections", SL_CK_INT, "1000", "Open connections at most.", NULL, 1, 100000},
+    {"threads", SL_CK_INT, "2", "HTTP worker threads.", NULL, 1, 64},
+    {NULL},
+};
+
+/* ---- validate ---- */
+
+static const struct sl_conf_key dedup_keys[] = {
+    {"window", SL_CK_DURATION, "72h",
+     "How long a (source, idempotency key) pair is remembered; providers retry for days.", NULL,
+     1000, 30LL * 86400000},
+    {NULL},
+};
+
+/* ---- transform and route ---- */
+
+static const struct sl_conf_key transform_keys[] = {
+    {"name", SL_CK_STRING, NULL, "Rule name, for logs, metrics and dead letters.", NULL, 0, 0, NULL,
+     true},
+    {"when", SL_CK_STRING, "true", "jq predicate over the event."},
+    {"jq", SL_CK_STRING, NULL, "jq program whose output is {type, data}.", NULL, 0, 0, NULL, true},
+    {"schema", SL_CK_STRING, NULL, "Canonical JSON Schema the output must satisfy."},
+    {NULL},
+};
+
+static const struct sl_conf_key route_keys[] = {
+    {"name", SL_CK_STRING, NULL, "Route name.", NULL, 0, 0, NULL, true},
+    {"when", SL_CK_STRING, "true", "jq predicate over the normalized event."},
+    {"to", SL_CK_STRINGS, NULL, "Destination name(s).", NULL, 0, 0, NULL, true},
+    {"partition_key", SL_CK_STRING, NULL,
+     "jq expression giving another partition key for these destinations."},
+    {NULL},
+};
+
+/* ---- deliver ---- */
+
+static const char *const auth_types[] = {
+    "none", "bearer", "api-key", "basic", "oauth2-client-credentials", NULL};
+static const char *const methods[] = {"POST", "PUT", "PATCH", NULL};
+static const char *const orderings[] = {"per-key", "none", NULL};
+static const char *const jitters[] = {"full", "none", NULL};
+static const char *const sign_schemes[] = {"standard-webhooks", NULL};
+
+static const struct sl_conf_key auth_keys[] = {
+    {"type", SL_CK_ENUM, "none", "Credential kind.", NULL, 0, 0, auth_types},
+    {"token", SL_CK_STRING, NULL, "bearer/api-key: the token (use ${VAR})."},
+    {"token_file", SL_CK_STRING, NULL, "bearer/api-key: a file holding it, re-read on change."},
+    {"header", SL_CK_STRING, "X-Api-Key", "api-key: the header name."},
+    {"username", SL_CK_STRING, NULL, "basic: user name."},
+    {"password", SL_CK_STRING, NULL, "basic: password (use ${VAR})."},
+    {"token_url", SL_CK_STRING, NULL, "oauth2: the token endpoint."},
+    {"client_id", SL_CK_STRING, NULL, "oauth2: client id."},
+    {"client_secret", SL_CK_STRING, NULL, "oauth2: client secret (use ${VAR})."},
+    {"client_secret_file", SL_CK_STRING, NULL, "oauth2: a file holding the client secret."},
+    {"scope", SL_CK_STRING, NULL, "oauth2: requested scope."},
+    {NULL},
+};
+
+static const struct sl_conf_key rate_limit_keys[] = {
+    {"per_second", SL_CK_INT, NULL, "Sustained requests per second, across all replicas.", NULL, 1,
+     1000000, NULL, true},
+    {"burst", SL_CK_INT, "per_second", "Bucket size.", NULL, 1, 1000000},
+    {NULL},
+};
+
+static const struct sl_conf_key retry_keys[] = {
+    {"max_attempts", SL_CK_INT, "10", "Attempts before the event is dead-lettered.", NULL, 1, 1000},
+    {"initial", SL_CK_DURATION, "1s", "First backoff.", NULL, 1, 86400000},
+    {"max", SL_CK_DURATION, "1h", "Largest backoff.", NULL, 1, 7 * 86400000LL},
+    {"max_age", SL_CK_DURATION, "72h", "Give up on an event older than this.", NULL, 1000,
+     30 * 86400000LL},
+    {"jitter", SL_CK_ENUM, "full", "Backoff jitter.", NULL, 0, 0, jitters},
+    {NULL},
+};
+
+static const struct sl_conf_key sign_keys[] = {
+    {"scheme", SL_CK_ENUM, NULL, "Outbound signature scheme.", NULL, 0, 0, sign_schemes, true},
+    {"secret", SL_CK_STRINGS, NULL,
+     "whsec_ secret, or several: each signs, so receivers can rotate.", NULL, 0, 0, NULL, true},
+    {NULL},
+};
+
+static const struct sl_conf_key circuit_keys[] = {
+    {"failure_ratio", SL_CK_INT, "50", "Percent of failed attempts that opens the circuit.", NULL,
+     1, 100},
+    {"window", SL_CK_DURATION, "30s", "Window over which the ratio is measured.", NULL, 1000,
+     3600000},
+    {"min_requests", SL_CK_INT, "20", "Attempts in the window before the ratio counts.", NULL, 1,
+     100000},
+    {"cooldown", SL_CK_DURATION, "30s", "Open time before a half-open probe.", NULL, 100, 3600000},
+    {NULL},
+};
+
+static const struct sl_conf_key destination_keys[] = {
+    {"url", SL_CK_STRING, NULL, "Target URL.", NULL, 0, 0, NULL, true},
+    {"method", SL_CK_ENUM, "POST", "HTTP method.", NULL, 0, 0, methods},
+    {"headers", SL_CK_STRING_MAP, NULL, "Extra request headers."},
+    {"body", SL_CK_STRING, ".data", "jq program producing the request body."},
+    {"auth", SL_CK_SECTION, NULL, "Credentials.", auth_keys},
+    {"timeout", SL_CK_DURATION, "10s", "Per-attempt deadline.", NULL, 100, 300000},
+    {"concurrency", SL_CK_INT, "16", "Requests in flight at once.", NULL, 1, 10000},
+    {"rate_limit", SL_CK_SECTION, NULL, "Token bucket shared by every replica.", rate_limit_keys},
+    {"retry", SL_CK_SECTION, NULL, "Retry schedule.", retry_keys},
+    {"ordering", SL_CK_ENUM, "per-key", "Keep each partition key's order, or not.", NULL, 0, 0,
+     orderings},
+    {"sign", SL_CK_SECTION, NULL, "Outbound signing.", sign_keys},
+    {"circuit", SL_CK_SECTION, NULL, "Circuit breaker.", circuit_keys},
+    {NULL},
+};
+
+/* ---- connections ---- */
+
+static const struct sl_conf_key redis_keys[] = {
+    {"url", SL_CK_STRING, "redis://127.0.0.1:6379/0", "Redis URL (SLUICE_REDIS_URL when unset)."},
+    {"timeout", SL_CK_DURATION, "1s", "Per-command deadline.", NULL, 10, 60000},
+    {NULL},
+};
+
+static const struct sl_conf_key postgres_keys[] = {
+    {"dsn", SL_CK_STRING, "postgresql://127.0.0.1:5432/sluice",
+     "libpq connection string (SLUICE_PG_DSN when unset)."},
+    {NULL},
+};
+
+const struct sl_conf_key sl_pipeline_keys[] = {
+    {"kafka", SL_CK_SECTION, NULL, "Kafka connection and topics.", sl_kafka_conf_keys},
+    {"redis", SL_CK_SECTION, NULL, "Redis: dedup keys, rate-limit tokens, delivery ledger.",
+     redis_keys},
+    {"postgres", SL_CK_SECTION, NULL, "PostgreSQL: audit trail and dead letters.", postgres_keys},
+    {"schema_dir", SL_CK_STRING, "schemas",
+     "Directory of JSON Schemas, relative to this file's directory."},
+    {"ingress", SL_CK_SECTION, NULL, "The HTTP front door.", ingress_keys},
+    {"sources", SL_CK_MAP_OF, NULL, "Systems that send events, by name (POST /v1/events/<name>).",
+     source_keys},
+    {"dedup", SL_CK_SECTION, NULL, "Duplicate detection.", dedup_keys},
+    {"transforms", SL_CK_LIST_OF, NULL, "Ordered rules mapping events to canonical models.",
+     transform_keys},
+    {"routes", SL_CK_LIST_OF, NULL, "Rules sending events to destinations.", route_keys},
+    {"destinations", SL_CK_MAP_OF, NULL, "Systems that receive events, by name.", destination_keys},
+    {NULL},
+};
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* Names that become part of a topic name or a URL path: Kafka's topic alphabet minus dots,
+ * so that "deliver.<name>" stays unambiguous. */
+static bool valid_entity_name(const char *name)
+{
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            return false;
+    return n >= 1 && n <= 100;
+}
+
+static int check_names(const sl_conf_t *conf, const char *section, struct sl_err *err)
+{
+    const sl_conf_node_t *map = sl_conf_get(sl_conf_root(conf), section);
+    for (size_t i = 0; i < sl_conf_count(map); i++)
+        if (!valid_entity_name(sl_conf_key(map, i)))
+            return sl_conf_error(conf, sl_conf_item(map, i), err,
+                                 "name must be 1-100 letters, digits, '-' or '_'");
+    return 0;
+}
+
+static int check_sources(const sl_conf_t *conf, struct sl_err *err)
+{
+    const sl_conf_node_t *sources = sl_conf_get(sl_conf_root(conf), "sources");
+    for (size_t i = 0; i < sl_conf_count(sources); i++) {
+        const sl_conf_node_t *verify = sl_conf_get(sl_conf_item(sources, i), "verify");
+        const char *scheme;
+        if (sl_conf_str(conf, verify, "scheme", "none", &scheme, err) != 0)
+            return -1;
+        bool needs_secret = strcmp(scheme, "none") != 0 && strcmp(scheme, "api-key") != 0;
+        if (needs_secret && !sl_conf_get(verify, "secret"))
+            return sl_conf_error(conf, verify, err, "scheme %s needs 'secret'", scheme);
+        if (strcmp(scheme, "api-key") == 0 && !sl_conf_get(verify, "key_hashes"))
+            return sl_conf_error(conf, verify, err, "scheme api-key needs 'key_hashes'");
+        if (strcmp(scheme, "hmac-sha256") == 0 && !sl_conf_get(verify, "header"))
+            return sl_conf_error(conf, verify, err, "scheme hmac-sha256 needs 'header'");
+    }
+    return 0;
+}
+
+static int check_routes(const sl_conf_t *conf, struct sl_err *err)
+{
+    const sl_conf_node_t *root = sl_conf_root(conf);
+    const sl_conf_node_t *routes = sl_conf_get(root, "routes");
+    const sl_conf_node_t *dests = sl_conf_get(root, "destinations");
+    for (size_t i = 0; i < sl_conf_count(routes); i++) {
+        const sl_conf_node_t *to = sl_conf_get(sl_conf_item(routes, i), "to");
+        size_t n = sl_conf_type(to) == SL_CONF_SEQ ? sl_conf_count(to) : 1;
+        for (size_t j = 0; j < n; j++) {
+            const sl_conf_node_t *item = sl_conf_type(to) == SL_CONF_SEQ ? sl_conf_item(to, j) : to;
+            const char *name;
+            if (sl_conf_as_str(conf, item, &name, err) != 0)
+                return -1;
+            if (!sl_conf_get(dests, name))
+                return sl_conf_error(conf, item, err, "no destination named '%s'", name);
+        }
+    }
+    return 0;
+}
+
+int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err)
+{
+    if (check_names(conf, "sources", err) != 0 || check_names(conf, "destinations", err) != 0 ||
+        check_sources(conf, err) != 0 || check_routes(conf, err) != 0)
+        return -1;
+    return 0;
+}
+
+sl_conf_t *sl_pipeline_load(const char *path, struct sl_err *err)
+{
+    sl_conf_t *conf = sl_conf_load_file(path, err);
+    if (!conf)
+        return NULL;
+    if (sl_conf_check(conf, sl_pipeline_keys, err) != 0 || sl_pipeline_check(conf, err) != 0) {
+        sl_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+void sl_pipeline_topics_free(struct sl_topic_spec *specs, size_t n)
+{
+    for (size_t i = 0; specs && i < n; i++)
+        free((char *)specs[i].name);
+    free(specs);
+}
+
+int sl_pipeline_topics(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
+                       struct sl_topic_spec **specs_out, size_t *n_out, struct sl_err *err)
+{
+    static const char *const fixed[] = {SL_TOPIC_INGRESS,  SL_TOPIC_VALIDATED, SL_TOPIC_NORMALIZED,
+                                        SL_TOPIC_OUTCOMES, SL_TOPIC_DLQ,       SL_TOPIC_AUDIT};
+    const size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
+    const sl_conf_node_t *dests = sl_conf_get(sl_conf_root(conf), "destinations");
+    size_t n = n_fixed + sl_conf_count(dests);
+    struct sl_topic_spec *specs = calloc(n, sizeof(*specs));
+    if (!specs)
+        return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+
+    for (size_t i = 0; i < n; i++) {
+        char suffix[SL_TOPIC_NAME_MAX], name[SL_TOPIC_NAME_MAX];
+        if (i < n_fixed)
+            snprintf(suffix, sizeof(suffix), "%s", fixed[i]);
+        else
+            snprintf(suffix, sizeof(suffix), SL_TOPIC_DELIVER "%s",
+                     sl_conf_key(dests, i - n_fixed));
+        if (sl_kafka_topic_name(kafka, suffix, name, sizeof(name)) != 0 ||
+            !(specs[i].name = strdup(name))) {
+            sl_pipeline_topics_free(specs, n);
+            return sl_err_set(err, SL_ERR_INVALID, "topic name %s%s too long or out of memory",
+                              kafka->topic_prefix, suffix);
+        }
+        specs[i].partitions = kafka->partitions;
+        specs[i].replication_factor = kafka->replication_factor;
+    }
+    *specs_out = specs;
+    *n_out = n;
+    return 0;
+}
+
+void sl_pipeline_write_reference(FILE *out)
+{
+    fputs("# Pipeline file reference\n\n"
+          "Generated by `sluicectl config reference`. Values may use ${VAR} and ${VAR:-default};\n"
+          "durations take units (250ms, 30s, 5m, 72h, 3d); sizes take bytes or KiB/MiB/GiB.\n\n",
+          out);
+    sl_conf_write_reference(out, sl_pipeline_keys);
+}

@@ -1,0 +1,48 @@
+/*
+ * sl_pipeline: the pipeline file's contract. Its key table (every section, every key, with
+ * type, default and description: `sluicectl config reference` prints it), the checks that
+ * span sections (a route naming an unknown destination), and the topics the file implies.
+ *
+ * Every binary loads the one file with sl_pipeline_load(), so an unknown key or a broken
+ * reference stops every binary the same way, with the same message, before it does any work.
+ */
+#ifndef SL_PIPELINE_H
+#define SL_PIPELINE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "sl_conf.h"
+#include "sl_err.h"
+#include "sl_kafka.h"
+
+extern const struct sl_conf_key sl_pipeline_keys[];
+
+/* The fixed topic names (without prefix) of the pipeline. */
+#define SL_TOPIC_INGRESS    "ingress"
+#define SL_TOPIC_VALIDATED  "validated"
+#define SL_TOPIC_NORMALIZED "normalized"
+#define SL_TOPIC_OUTCOMES   "outcomes"
+#define SL_TOPIC_DLQ        "dlq"
+#define SL_TOPIC_AUDIT      "audit"
+#define SL_TOPIC_DELIVER    "deliver." /* + destination name */
+
+/* Longest topic name we build (Kafka's own limit is 249). */
+#define SL_TOPIC_NAME_MAX 250
+
+/* Loads `path`, checks it against the key table and the cross-section rules. The caller owns
+ * the result (sl_conf_destroy). */
+sl_conf_t *sl_pipeline_load(const char *path, struct sl_err *err)
+    __attribute__((warn_unused_result));
+/* The cross-section rules alone, for a tree already loaded and key-checked. */
+int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err);
+
+/* Every topic the file implies, with the partitions and replication factor of `kafka`. The
+ * caller frees *specs and each name with sl_pipeline_topics_free(). */
+int sl_pipeline_topics(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
+                       struct sl_topic_spec **specs, size_t *n, struct sl_err *err);
+void sl_pipeline_topics_free(struct sl_topic_spec *specs, size_t n);
+
+void sl_pipeline_write_reference(FILE *out);
+
+#endif

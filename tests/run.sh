@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of Sluice, from a fresh clone on a fresh Debian 12 machine:
+#   1. installs what is missing (apt), fetches the Kafka jars once (Maven Central),
+#   2. starts Redis and PostgreSQL if they are not running (and stops them again at the end),
+#   3. checks formatting (clang-format),
+#   4. builds the normal build (build/, Release) and the sanitizer build (build-asan/, Debug
+#      with AddressSanitizer + UndefinedBehaviorSanitizer),
+#   5. runs ctest (labels unit, integration, e2e, fault) in both. Integration tests start a
+#      private Kafka broker per build tree (ports 19092/19093) and stop it afterwards.
+# Exits non-zero when anything fails. Usage: tests/run.sh [ctest arguments...]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$root"
+start=$(date +%s)
+say() { printf 'tests/run.sh: %s\n' "$*"; }
+
+deploy/local/install-deps.sh
+# A state directory of this run's own: services.sh stops only what it records there, so a
+# developer's stack (deploy/local/up.sh) is never stopped by a test run.
+export SLUICE_STATE_DIR="$root/.run/test-state"
+deploy/local/services.sh start
+trap 'deploy/local/services.sh stop || true' EXIT
+deploy/local/kafka.sh fetch
+
+say "checking formatting (clang-format)"
+mapfile -t sources < <(git ls-files -co --exclude-standard -- '*.c' '*.h')
+clang-format --dry-run --Werror "${sources[@]}"
+
+jobs=$(nproc)
+for variant in build:Release build-asan:Debug; do
+    dir=${variant%%:*} type=${variant##*:}
+    say "building $dir ($type)"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" > /dev/null
+    cmake --build "$dir" -j "$jobs"
+done
+
+# LeakSanitizer stays on; UBSan prints a stack for every report.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+for dir in build build-asan; do
+    say "ctest in $dir"
+    ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault' "$@"
+done
+say "all tests passed in $(($(date +%s) - start)) s"

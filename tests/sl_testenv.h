@@ -1,0 +1,36 @@
+/*
+ * sl_testenv: what integration tests share: the test broker's settings, unique names, a raw
+ * consumer to read back what was produced, and control of the broker that the ctest fixture
+ * started (deploy/local/kafka.sh with the fixture's environment).
+ */
+#ifndef SL_TESTENV_H
+#define SL_TESTENV_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "sl_kafka.h"
+
+/* Kafka settings for the test broker (SLUICE_KAFKA_BROKERS from the fixture's environment). */
+void sl_testenv_kafka(struct sl_kafka_settings *s);
+
+/* "<prefix>-<uuid>" into buf: a name no earlier run used. */
+void sl_testenv_unique(const char *prefix, char *buf, size_t size);
+
+/* Creates a topic with `partitions` partitions on the test broker; fails the test if it
+ * cannot. */
+void sl_testenv_create_topic(const char *topic, int partitions);
+
+/* A consumer (read_committed) assigned to every partition of `topic` from the beginning.
+ * The caller destroys it with rd_kafka_consumer_close + rd_kafka_destroy. */
+rd_kafka_t *sl_testenv_consumer(const char *topic, int partitions);
+
+/* Reads up to `max` records, waiting at most `timeout_ms` in all. Returns how many were read;
+ * the caller destroys each with rd_kafka_message_destroy. */
+size_t sl_testenv_consume(rd_kafka_t *consumer, rd_kafka_message_t **out, size_t max,
+                          int timeout_ms);
+
+/* Runs deploy/local/kafka.sh ACTION on the fixture's broker; returns its exit status. */
+int sl_testenv_broker(const char *action);
+
+#endif

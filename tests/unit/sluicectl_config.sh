@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `sluicectl config check`: the example pipeline passes (warning about unset secrets); broken
+# files fail with exit 1 and a single line naming the file, the line and the key.
+# shellcheck source=../testlib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testlib.sh"
+ctl="$bin/sluicectl"
+passed=0
+
+env -u STRIPE_WEBHOOK_SECRET "$ctl" config check "$SLUICE_SOURCE_DIR/deploy/examples/pipeline.yaml" \
+    > "$work/out" 2> "$work/err" || { cat "$work/out" "$work/err"; fail "example pipeline rejected"; }
+grep -q ": ok (2 sources, 3 transforms, 2 routes, 2 destinations)" "$work/out" || fail "summary"
+grep -q "warning: .*pipeline.yaml:[0-9]*: sources.stripe.verify.secret\[0\]: environment variable STRIPE_WEBHOOK_SECRET is not set" "$work/err" \
+    || { cat "$work/err"; fail "unset secret warning"; }
+passed=$((passed + 1))
+
+check_bad() { # name, yaml, expected message
+    printf '%b' "$2" > "$work/$1.yaml"
+    set +e
+    "$ctl" config check "$work/$1.yaml" > /dev/null 2> "$work/err"; local rc=$?
+    set -e
+    [ "$rc" = 1 ] || fail "$1: exit $rc, expected 1"
+    [ "$(wc -l < "$work/err")" = 1 ] || fail "$1: more than one line"
+    grep -qF "$work/$1.yaml:$3" "$work/err" || { cat "$work/err"; fail "$1: message"; }
+    passed=$((passed + 1))
+}
+check_bad unknown_key 'kafka:\n  brokers: x\n  partitons: 3\n' "3: kafka.partitons: unknown key (did you mean 'partitions'?"
+check_bad bad_duration 'dedup:\n  window: forever\n' "2: dedup.window: expected a duration"
+check_bad bad_route 'routes:\n  - name: r\n    to: ghost\n' "3: routes[0].to: no destination named 'ghost'"
+check_bad syntax 'kafka: [\n' "2: YAML syntax error"
+
+set +e
+"$ctl" config check "$work/missing.yaml" 2> "$work/err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "cannot open" "$work/err" || fail "missing file"
+passed=$((passed + 1))
+echo "$passed passed, 0 failed"
