@@ -697,7 +697,7 @@ static int read_number(const sl_conf_t *conf, const sl_conf_node_t *node, enum n
         [NUM_DURATION] = "a duration such as 250ms, 30s, 5m, 72h or 3d",
         [NUM_SIZE] = "a size such as 1048576, 64KiB or 1MiB",
     };
-    const char *text;
+    const char *text = NULL;
     if (sl_conf_as_str(conf, node, &text, err) != 0) {
         if (node && node->type != SL_CONF_SCALAR)
             return sl_conf_error(conf, node, err, "expected %s", expected[kind]);
@@ -752,7 +752,7 @@ int sl_conf_size(const sl_conf_t *conf, const sl_conf_node_t *map, const char *k
 static int read_bool(const sl_conf_t *conf, const sl_conf_node_t *node, bool *out,
                      struct sl_err *err)
 {
-    const char *text;
+    const char *text = NULL;
     if (sl_conf_as_str(conf, node, &text, err) != 0)
         return -1;
     if (strcmp(text, "true") == 0)
