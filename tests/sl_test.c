@@ -67,6 +67,13 @@ const char *sl_test_binary_dir(void)
     return d ? d : ".";
 }
 
+/* setjmp lives in its own frame so that the caller's counters are never live across it. */
+static void run_one(sl_test_fn fn)
+{
+    if (setjmp(current_jmp) == 0)
+        fn();
+}
+
 int sl_test_run_all(void)
 {
     int passed = 0, failed = 0, skipped = 0;
@@ -75,8 +82,7 @@ int sl_test_run_all(void)
         current_failures = 0;
         current_skipped = false;
         fprintf(stdout, "[ RUN  ] %s\n", tests[i].name);
-        if (setjmp(current_jmp) == 0)
-            tests[i].fn();
+        run_one(tests[i].fn);
         if (current_skipped) {
             skipped++;
             fprintf(stdout, "[ SKIP ] %s\n", tests[i].name);
