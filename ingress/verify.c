@@ -425,8 +425,8 @@ static int check_standard_webhooks(const verify_t *v, verify_header_fn header, v
                                    const void *body, size_t body_len, time_t now,
                                    const char **reason)
 {
-    const char *id, *t, *sig;
-    size_t id_len, t_len, sig_len, n_v1 = 0;
+    const char *id = NULL, *t = NULL, *sig = NULL;
+    size_t id_len = 0, t_len = 0, sig_len = 0, n_v1 = 0;
     long long ts;
     struct cands c = {0};
 

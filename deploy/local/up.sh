@@ -23,7 +23,7 @@ mkdir -p "$pids" "$logs"
 
 say "building (Release) into build/"
 cmake -S "$SLUICE_ROOT" -B "$SLUICE_ROOT/build" -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build "$SLUICE_ROOT/build" -j "$(nproc)" > "$logs/build.log" ||
+cmake --build "$SLUICE_ROOT/build" -j "$(nproc)" > "$logs/build.log" 2>&1 ||
     { tail -n 30 "$logs/build.log" >&2; die "build failed (full log: $logs/build.log)"; }
 
 # Development secrets for the example's ${VAR}s, made once and kept in .run/dev.env (never
