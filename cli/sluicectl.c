@@ -4,6 +4,7 @@
  *   sluicectl config check FILE        validate a pipeline file (exit 1 with the error)
  *   sluicectl config reference         print every key of the pipeline file (Markdown)
  *   sluicectl topics create            create every topic the pipeline implies (idempotent)
+ *   sluicectl schema check SCHEMA INSTANCE...   validate JSON files against a JSON Schema
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
  * operation failed, 2 usage error.
@@ -17,6 +18,7 @@
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pipeline.h"
+#include "sluicectl_schema.h"
 
 #define EXIT_USAGE 2
 
@@ -28,6 +30,8 @@ static const char usage[] =
     "  config reference         print the pipeline file's keys as Markdown\n"
     "  topics create [--timeout DURATION]\n"
     "                           create every topic the pipeline implies (idempotent)\n"
+    "  schema check [--map URI-PREFIX=DIR]... [--assert-formats] SCHEMA INSTANCE...\n"
+    "                           validate instances: exit 0 valid, 1 invalid, 2 bad schema/file\n"
     "\n"
     "options:\n"
     "  --config FILE            the pipeline file (default: $SLUICE_CONFIG)\n"
@@ -137,6 +141,8 @@ int main(int argc, char **argv)
         sl_pipeline_write_reference(stdout);
         return EXIT_SUCCESS;
     }
+    if (nargs >= 2 && strcmp(args[0], "schema") == 0 && strcmp(args[1], "check") == 0)
+        return sluicectl_schema_check(nargs - 1, args + 1);
     if (nargs >= 2 && strcmp(args[0], "topics") == 0 && strcmp(args[1], "create") == 0)
         return cmd_topics_create(config, nargs - 2, args + 2);
     fputs(usage, stderr);

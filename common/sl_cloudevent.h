@@ -28,8 +28,10 @@
 #define SL_CE_ATTEMPT         "sluiceattempt"  /* delivery or replay attempt count */
 #define SL_CE_STAGE           "sluicestage"    /* the stage that dead-lettered the event */
 #define SL_CE_REASON          "sluicereason"   /* why it was dead-lettered */
+#define SL_CE_ERRORS          "sluiceerrors"   /* JSON array of the errors behind the reason */
 #define SL_CE_ORIGINAL_TYPE   "sluiceorigtype" /* the type before a transform */
 #define SL_CE_ROUTE           "sluiceroute"    /* the route that sent it to a destination */
+#define SL_CE_SOURCE_NAME     "sluicesource"   /* the configured source it came in through */
 
 struct sl_ce_attr {
     char *name;

@@ -19,6 +19,18 @@
 #include "sl_conf.h"
 #include "sl_err.h"
 
+/* The topics of the pipeline, without the configured prefix. Every arrow between stages is
+ * one of them; `sluicectl topics create` makes them all. */
+#define SL_TOPIC_INGRESS    "ingress"
+#define SL_TOPIC_VALIDATED  "validated"
+#define SL_TOPIC_NORMALIZED "normalized"
+#define SL_TOPIC_OUTCOMES   "outcomes"
+#define SL_TOPIC_DLQ        "dlq"
+#define SL_TOPIC_AUDIT      "audit"
+#define SL_TOPIC_DELIVER    "deliver." /* + destination name */
+/* Longest topic name we build (Kafka's own limit is 249). */
+#define SL_TOPIC_NAME_MAX 250
+
 #define SL_KAFKA_MAX_PROPERTIES  32
 #define SL_KAFKA_DEFAULT_BROKERS "127.0.0.1:9092"
 

@@ -1,5 +1,7 @@
 #include "sl_pipeline.h"
 
+#include "sl_loop.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +181,13 @@ static const struct sl_conf_key postgres_keys[] = {
     {NULL},
 };
 
+/* Each transactional stage's own section; `loop` tunes the shared loop for it. */
+static const struct sl_conf_key stage_keys[] = {
+    {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
+     sl_loop_conf_keys},
+    {NULL},
+};
+
 const struct sl_conf_key sl_pipeline_keys[] = {
     {"kafka", SL_CK_SECTION, NULL, "Kafka connection and topics.", sl_kafka_conf_keys},
     {"redis", SL_CK_SECTION, NULL, "Redis: dedup keys, rate-limit tokens, delivery ledger.",
@@ -194,6 +203,9 @@ const struct sl_conf_key sl_pipeline_keys[] = {
      transform_keys},
     {"routes", SL_CK_LIST_OF, NULL, "Rules sending events to destinations.", route_keys},
     {"destinations", SL_CK_MAP_OF, NULL, "Systems that receive events, by name.", destination_keys},
+    {"validate", SL_CK_SECTION, NULL, "sluice-validate.", stage_keys},
+    {"transform", SL_CK_SECTION, NULL, "sluice-transform.", stage_keys},
+    {"route", SL_CK_SECTION, NULL, "sluice-route.", stage_keys},
     {NULL},
 };
 

@@ -18,18 +18,6 @@
 
 extern const struct sl_conf_key sl_pipeline_keys[];
 
-/* The fixed topic names (without prefix) of the pipeline. */
-#define SL_TOPIC_INGRESS    "ingress"
-#define SL_TOPIC_VALIDATED  "validated"
-#define SL_TOPIC_NORMALIZED "normalized"
-#define SL_TOPIC_OUTCOMES   "outcomes"
-#define SL_TOPIC_DLQ        "dlq"
-#define SL_TOPIC_AUDIT      "audit"
-#define SL_TOPIC_DELIVER    "deliver." /* + destination name */
-
-/* Longest topic name we build (Kafka's own limit is 249). */
-#define SL_TOPIC_NAME_MAX 250
-
 /* Loads `path`, checks it against the key table and the cross-section rules. The caller owns
  * the result (sl_conf_destroy). */
 sl_conf_t *sl_pipeline_load(const char *path, struct sl_err *err)

@@ -1,10 +1,19 @@
 #include "sl_testenv.h"
 
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sl_cloudevent.h"
 
 #include "sl_id.h"
 #include "sl_test.h"
@@ -94,4 +103,148 @@ int sl_testenv_broker(const char *action)
     snprintf(cmd, sizeof(cmd), "'%s/deploy/local/kafka.sh' %s >&2", sl_test_source_dir(), action);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void sl_testenv_config(const char *topic_prefix, const char *extra, char *path, size_t size)
+{
+    struct sl_kafka_settings s;
+    sl_testenv_kafka(&s);
+    char name[64];
+    sl_testenv_unique("pipeline", name, sizeof(name));
+    snprintf(path, size, "%s/tests/%s.yaml", sl_test_binary_dir(), name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        sl_test_fail(__FILE__, __LINE__, "cannot write %s", path);
+        sl_test_abort_current();
+    }
+    fprintf(f, "kafka:\n  brokers: \"%s\"\n  topic_prefix: \"%s\"\n  partitions: 3\n%s", s.brokers,
+            topic_prefix, extra ? extra : "");
+    fclose(f);
+}
+
+pid_t sl_testenv_spawn(const char *name, const char *const *args, const char *log)
+{
+    char bin[4096], log_path[4096];
+    snprintf(bin, sizeof(bin), "%s/bin/%s", sl_test_binary_dir(), name);
+    snprintf(log_path, sizeof(log_path), "%s/tests/%s.log", sl_test_binary_dir(), log);
+    const char *argv[64] = {bin};
+    size_t n = 1;
+    for (; args && args[n - 1] && n < 63; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    if (pid < 0) {
+        sl_test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+        sl_test_abort_current();
+    }
+    return pid;
+}
+
+int sl_testenv_stop(pid_t pid, int sig, int timeout_ms)
+{
+    kill(pid, sig);
+    long long deadline = now_ms() + timeout_ms;
+    int status;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+static void on_test_report(void *opaque, int32_t partition, int64_t offset,
+                           const struct sl_err *err)
+{
+    *(int *)opaque = err ? -1 : 1;
+}
+
+void sl_testenv_produce_event(const char *topic, const char *id, const char *key, const char *value)
+{
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    struct sl_ce ce;
+    int done = 0;
+    sl_testenv_kafka(&s);
+    sl_producer_t *p = sl_producer_new(&s, "test-event-producer", on_test_report, &err);
+    SL_REQUIRE(p);
+    sl_ce_init(&ce);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
+    SL_REQUIRE(sl_ce_set(&ce, "specversion", "1.0", &err) == 0 &&
+               sl_ce_set(&ce, "id", id, &err) == 0 && sl_ce_set(&ce, "source", "test", &err) == 0 &&
+               sl_ce_set(&ce, "type", "test.event", &err) == 0 &&
+               sl_ce_to_headers(&ce, hdrs, &err) == 0);
+    SL_REQUIRE(
+        sl_producer_send(p, topic, key, strlen(key), value, strlen(value), hdrs, &done, &err) == 0);
+    SL_REQUIRE(sl_producer_flush(p, 30000, &err) == 0);
+    SL_CHECK_INT(done, 1);
+    sl_ce_free(&ce);
+    sl_producer_destroy(p);
+}
+
+struct http_body {
+    char *buf;
+    size_t size, len;
+};
+
+static size_t on_http_data(char *p, size_t size, size_t n, void *opaque)
+{
+    struct http_body *b = opaque;
+    size_t take = size * n;
+    if (b->size && take > b->size - 1 - b->len)
+        take = b->size - 1 - b->len;
+    if (b->size) {
+        memcpy(b->buf + b->len, p, take);
+        b->len += take;
+        b->buf[b->len] = '\0';
+    }
+    return size * n;
+}
+
+long sl_testenv_http_get(int port, const char *path, char *body, size_t size)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    struct http_body b = {body, size, 0};
+    if (size)
+        body[0] = '\0';
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    long status = -1;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+int sl_testenv_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    SL_REQUIRE(port > 0);
+    return port;
 }

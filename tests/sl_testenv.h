@@ -8,6 +8,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "sl_kafka.h"
 
@@ -32,5 +33,28 @@ size_t sl_testenv_consume(rd_kafka_t *consumer, rd_kafka_message_t **out, size_t
 
 /* Runs deploy/local/kafka.sh ACTION on the fixture's broker; returns its exit status. */
 int sl_testenv_broker(const char *action);
+
+/* Writes a pipeline file for the test broker with `topic_prefix` and the YAML in `extra`
+ * appended; returns its path in `path`. */
+void sl_testenv_config(const char *topic_prefix, const char *extra, char *path, size_t size);
+
+/* Starts `<build>/bin/<name>` with `args` (NULL-terminated, without argv[0]) and the current
+ * environment, output appended to `<build>/tests/<log>.log`. Returns the pid. */
+pid_t sl_testenv_spawn(const char *name, const char *const *args, const char *log);
+
+/* Sends `sig` and waits up to timeout_ms for the process to end; returns its exit status,
+ * 128+signal when killed by a signal, or -1 when it did not end (it is then SIGKILLed). */
+int sl_testenv_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Produces a CloudEvent (id, source "test", type "test.event") to `topic`; waits for the ack. */
+void sl_testenv_produce_event(const char *topic, const char *id, const char *key,
+                              const char *value);
+
+/* A TCP port that was free a moment ago on 127.0.0.1 (for a child's listener). */
+int sl_testenv_free_port(void);
+
+/* GET http://127.0.0.1:<port><path>; returns the status (-1 on a connection error) and the
+ * body (bounded) in `body`. */
+long sl_testenv_http_get(int port, const char *path, char *body, size_t size);
 
 #endif

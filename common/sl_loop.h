@@ -1,0 +1,71 @@
+/*
+ * sl_loop: the one consume -> process -> produce loop that every transactional stage runs.
+ *
+ * Exactly-once inside Kafka (KIP-98/447, librdkafka's examples/transactions.c):
+ *
+ *   poll one record -> stage.process() -> outputs (or a dead letter) + one audit record are
+ *   produced inside the open transaction -> every batch_max_events records or batch_max_wait,
+ *   the consumer positions go into the transaction (send_offsets_to_transaction) and it
+ *   commits. A failed commit that requires an abort rewinds every assigned partition to its
+ *   committed offset, so nothing is lost and nothing is produced twice. A fenced or otherwise
+ *   fatal producer ends the process (non-zero), for the supervisor to restart.
+ *
+ * Consumers read with isolation.level=read_committed, cooperative-sticky assignment, and
+ * static membership when an instance id is given. The transactional.id is
+ * "<group>-<instance>", stable across restarts, so a restarted process fences its zombie.
+ *
+ * SL_RETRY from the stage: the transaction is committed up to the event before, every
+ * partition is paused (lag builds, visible), and the same event is offered again after an
+ * exponential backoff. Records already fetched are never reordered.
+ *
+ * Threading: everything runs on the thread that calls sl_loop_run(), except sl_loop_ready()
+ * and the metrics collect hook, which the admin thread calls (they take the loop's lock).
+ */
+#ifndef SL_LOOP_H
+#define SL_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sl_conf.h"
+#include "sl_err.h"
+#include "sl_kafka.h"
+#include "sl_metrics.h"
+#include "sl_stage.h"
+
+typedef struct sl_loop sl_loop_t;
+
+/* The rows of a stage section's `loop` sub-section. */
+extern const struct sl_conf_key sl_loop_conf_keys[];
+
+struct sl_loop_opts {
+    const struct sl_stage *stage;
+    void *stage_ctx;
+    const struct sl_kafka_settings *kafka;
+    const char *group_id;    /* consumer group; "sluice-<stage>" by default */
+    const char *instance_id; /* stable per replica; NULL: hostname, without static membership */
+    int batch_max_events;
+    int batch_max_wait_ms;
+    int transaction_timeout_ms;
+    int retry_initial_ms;
+    int retry_max_ms;
+    sl_metrics_t *metrics;
+};
+
+/* Defaults for everything but stage, stage_ctx, kafka and metrics. */
+void sl_loop_opts_default(struct sl_loop_opts *opts);
+/* Overrides from the `<stage>.loop` section of the pipeline file (absent: defaults). */
+int sl_loop_opts_load(struct sl_loop_opts *opts, const sl_conf_t *conf, struct sl_err *err);
+
+/* Borrows everything in opts; they must outlive the loop. */
+sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
+    __attribute__((warn_unused_result));
+/* Runs until sl_signal_stopping(); then commits what is done, leaves the group and returns 0.
+ * Returns -1 on a fatal error (fenced producer, broken broker state) with *err filled. */
+int sl_loop_run(sl_loop_t *loop, struct sl_err *err);
+/* Readiness for /readyz: false while the stage waits on a dependency (SL_RETRY) or before
+ * the transactional producer is initialised. */
+bool sl_loop_ready(void *loop, char *why, size_t why_size);
+void sl_loop_destroy(sl_loop_t *loop);
+
+#endif

@@ -1,0 +1,198 @@
+/* The shared stage loop, through a real process (sluice-passthrough) against the real broker:
+ * every verdict ends where it should (output, dead letter with stage, reason, errors and the
+ * original headers; a record that is not a CloudEvent is dead-lettered too), one audit record
+ * per event, and a stage that asks to retry holds the event: nothing is forwarded, lost or
+ * reordered, /readyz says why, and everything flows once the dependency is back. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sl_cloudevent.h"
+#include "sl_test.h"
+#include "sl_testenv.h"
+
+struct run {
+    char prefix[128];
+    char topic_in[256], topic_out[256], topic_dlq[256], topic_audit[256];
+    char config[4096];
+    char group[128], admin[64];
+    int admin_port;
+};
+
+static void setup(struct run *r, const char *name)
+{
+    char base[96];
+    snprintf(base, sizeof(base), "sluice-test-%s", name);
+    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
+    strcat(r->prefix, ".");
+    snprintf(r->topic_in, sizeof(r->topic_in), "%singress", r->prefix);
+    snprintf(r->topic_out, sizeof(r->topic_out), "%svalidated", r->prefix);
+    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
+    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
+    sl_testenv_create_topic(r->topic_in, 3);
+    sl_testenv_create_topic(r->topic_out, 3);
+    sl_testenv_create_topic(r->topic_dlq, 1);
+    sl_testenv_create_topic(r->topic_audit, 3);
+    sl_testenv_config(r->prefix, NULL, r->config, sizeof(r->config));
+    sl_testenv_unique("group", r->group, sizeof(r->group));
+    r->admin_port = sl_testenv_free_port();
+    snprintf(r->admin, sizeof(r->admin), "127.0.0.1:%d", r->admin_port);
+}
+
+static pid_t start(struct run *r, const char *log)
+{
+    const char *args[] = {"--config",       r->config, "--group", r->group,
+                          "--admin-listen", r->admin,  NULL};
+    return sl_testenv_spawn("sluice-passthrough", args, log);
+}
+
+static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t n;
+    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
+        return NULL;
+    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
+    return buf;
+}
+
+/* Reads every record of `topic` (all 3 or 1 partitions) until `want` came, or 60 s passed.
+ * The messages keep the consumer alive: release both with free_all(). */
+static size_t read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t want,
+                       rd_kafka_t **consumer)
+{
+    *consumer = sl_testenv_consumer(topic, partitions);
+    size_t n = sl_testenv_consume(*consumer, msgs, want, 60000);
+    /* A little longer, to see any record beyond `want` (a duplicate). */
+    n += sl_testenv_consume(*consumer, msgs + n, 1, n == want ? 2000 : 0);
+    return n;
+}
+
+static void free_all(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
+{
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+}
+
+SL_TEST(verdicts_dead_letters_and_audit)
+{
+    struct run r;
+    setup(&r, "loop");
+    sl_testenv_produce_event(r.topic_in, "ev-pass", "k1", "{\"hello\":1}");
+    sl_testenv_produce_event(r.topic_in, "ev-reject", "k2", "{\"reject\":true}");
+    /* A record without CloudEvents headers. */
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    sl_testenv_kafka(&s);
+    sl_producer_t *p = sl_producer_new(&s, "raw", NULL, &err);
+    SL_REQUIRE(p && sl_producer_send(p, r.topic_in, "k3", 2, "raw", 3, NULL, NULL, &err) == 0);
+    SL_REQUIRE(sl_producer_flush(p, 30000, &err) == 0);
+    sl_producer_destroy(p);
+
+    pid_t pid = start(&r, "loop-verdicts");
+    rd_kafka_message_t *msgs[8];
+    rd_kafka_t *c;
+    char buf[4096];
+
+    size_t n = read_all(r.topic_out, 3, msgs, 1, &c);
+    SL_CHECK_INT(n, 1);
+    if (n >= 1) {
+        SL_CHECK_STR(header(msgs[0], "ce_id", buf, sizeof(buf)), "ev-pass");
+        SL_CHECK(msgs[0]->len == 11 && memcmp(msgs[0]->payload, "{\"hello\":1}", 11) == 0);
+        SL_CHECK(msgs[0]->key_len == 2 && memcmp(msgs[0]->key, "k1", 2) == 0);
+    }
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_dlq, 1, msgs, 2, &c);
+    SL_CHECK_INT(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        SL_CHECK_STR(header(msgs[i], "ce_sluicestage", buf, sizeof(buf)), "passthrough");
+        if (header(msgs[i], "ce_id", buf, sizeof(buf))) {
+            SL_CHECK_STR(buf, "ev-reject");
+            SL_CHECK_STR(header(msgs[i], "ce_type", buf, sizeof(buf)), "test.event");
+            SL_CHECK_STR(header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
+                         "rejected on request");
+            SL_CHECK_STR(header(msgs[i], "ce_sluiceerrors", buf, sizeof(buf)),
+                         "[\"/reject: the payload asked for it\",\"/: second error\"]");
+            SL_CHECK(msgs[i]->len == 15 && memcmp(msgs[i]->payload, "{\"reject\":true}", 15) == 0);
+        } else {
+            SL_CHECK_CONTAINS(header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
+                              "not a CloudEvent: ");
+            SL_CHECK(msgs[i]->len == 3 && memcmp(msgs[i]->payload, "raw", 3) == 0);
+        }
+    }
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_audit, 3, msgs, 3, &c);
+    SL_CHECK_INT(n, 3);
+    int passed = 0, dead = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_loadb(msgs[i]->payload, msgs[i]->len, 0, NULL);
+        SL_CHECK_STR(json_string_value(json_object_get(a, "stage")), "passthrough");
+        const char *outcome = json_string_value(json_object_get(a, "outcome"));
+        passed += outcome && strcmp(outcome, "passed") == 0;
+        dead += outcome && strcmp(outcome, "dead_lettered") == 0;
+        SL_CHECK_STR(header(msgs[i], "ce_type", buf, sizeof(buf)), "sluice.audit");
+        json_decref(a);
+    }
+    SL_CHECK_INT(passed, 1);
+    SL_CHECK_INT(dead, 2);
+    free_all(msgs, n, c);
+
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+SL_TEST(retry_holds_events_in_order_until_the_dependency_is_back)
+{
+    struct run r;
+    setup(&r, "retry");
+    char down[4200], body[8192], id[32];
+    snprintf(down, sizeof(down), "%s.down", r.config);
+    FILE *f = fopen(down, "w");
+    SL_REQUIRE(f);
+    fclose(f);
+    setenv("SLUICE_PASSTHROUGH_DOWN_FILE", down, 1);
+    enum { N = 20 };
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "ev-%02d", i);
+        sl_testenv_produce_event(r.topic_in, id, "same-key", id);
+    }
+    pid_t pid = start(&r, "loop-retry");
+    unsetenv("SLUICE_PASSTHROUGH_DOWN_FILE");
+
+    long status = -1;
+    for (int i = 0; i < 600 && status != 503; i++) {
+        status = sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body));
+        if (status != 503 || !strstr(body, "waiting on a dependency"))
+            status = -1, usleep(100000);
+    }
+    SL_CHECK_INT(status, 503);
+    SL_CHECK_CONTAINS(body, "dependency down");
+    SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", body, sizeof(body)), 200);
+    SL_CHECK_CONTAINS(body, "sluice_stage_retrying{stage=\"passthrough\"} 1\n");
+
+    rd_kafka_message_t *msgs[N + 2];
+    rd_kafka_t *c = sl_testenv_consumer(r.topic_out, 3);
+    SL_CHECK_INT(sl_testenv_consume(c, msgs, 1, 3000), 0); /* nothing passes while down */
+
+    unlink(down);
+    size_t n = sl_testenv_consume(c, msgs, N, 60000);
+    n += sl_testenv_consume(c, msgs + n, 1, 2000);
+    SL_CHECK_INT(n, N);
+    for (size_t i = 0; i < n && i < N; i++) {
+        char expect[32], got[64];
+        snprintf(expect, sizeof(expect), "ev-%02zu", i);
+        SL_CHECK_STR(header(msgs[i], "ce_id", got, sizeof(got)), expect);
+    }
+    free_all(msgs, n, c);
+    SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body)), 200);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+SL_TEST_MAIN()

@@ -1,0 +1,71 @@
+/*
+ * sluice-passthrough: a stage that copies every event unchanged from one topic to another on
+ * the shared loop. It is the reference the stage benchmarks measure against (the loop's own
+ * cost: consume, transaction, produce) and the subject of the exactly-once test.
+ *
+ * Topics (without prefix) from SLUICE_PASSTHROUGH_INPUT and SLUICE_PASSTHROUGH_OUTPUT
+ * (defaults: ingress -> validated). Everything else as every worker (see worker_main.h).
+ *
+ * Two hooks let the loop's tests drive every verdict through a real process:
+ *   SLUICE_PASSTHROUGH_DOWN_FILE=F  while F exists, every event is SL_RETRY ("dependency down")
+ *   a payload starting with {"reject"  is SL_REJECT with a reason and two errors
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "worker_main.h"
+
+static const char *output_topic;
+static const char *down_file;
+
+#define REJECT_MARKER "{\"reject\""
+
+static int passthrough_init(void **ctx, const struct sl_stage_env *env, struct sl_err *err)
+{
+    *ctx = NULL;
+    return 0;
+}
+
+static enum sl_verdict passthrough_process(void *ctx, const struct sl_event *in,
+                                           struct sl_emit *out)
+{
+    struct sl_err err;
+    if (down_file && access(down_file, F_OK) == 0) {
+        sl_emit_reason(out, "dependency down (%s exists)", down_file);
+        return SL_RETRY;
+    }
+    if (in->len >= strlen(REJECT_MARKER) &&
+        memcmp(in->data, REJECT_MARKER, strlen(REJECT_MARKER)) == 0) {
+        sl_emit_reason(out, "rejected on request");
+        sl_emit_error(out, "/reject: the payload asked for it");
+        sl_emit_error(out, "/: second error");
+        return SL_REJECT;
+    }
+    if (sl_emit_record(out, output_topic, in->ce, in->key, in->key_len, in->data, in->len, &err) !=
+        0) {
+        sl_emit_reason(out, "%s", err.msg);
+        return SL_REJECT;
+    }
+    return SL_PASS;
+}
+
+int main(int argc, char **argv)
+{
+    const char *input = getenv("SLUICE_PASSTHROUGH_INPUT");
+    output_topic = getenv("SLUICE_PASSTHROUGH_OUTPUT");
+    down_file = getenv("SLUICE_PASSTHROUGH_DOWN_FILE");
+    const struct sl_stage stage = {
+        .name = "passthrough",
+        .description = "Copies events unchanged from one topic to another (tests, benchmarks).",
+        .input = input ? input : SL_TOPIC_INGRESS,
+        .admin_port = 9189,
+        .init = passthrough_init,
+        .process = passthrough_process,
+    };
+    if (!output_topic)
+        output_topic = SL_TOPIC_VALIDATED;
+    return worker_main(argc, argv, &stage);
+}
