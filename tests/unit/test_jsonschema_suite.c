@@ -1,7 +1,8 @@
 /*
  * The official JSON-Schema-Test-Suite against sl_jsonschema, drafts 2020-12 and 07.
  *
- * The suite lives at <source dir>/../shared/data/json-schema-test-suite, or wherever
+ * The suite lives at <source dir>/tests/data/json-schema-test-suite (a copy of the upstream
+ * JSON-Schema-Test-Suite, MIT, commit in its SOURCE file), or wherever
  * SLUICE_JSON_SCHEMA_SUITE points. Its remotes/ folder is what the suite expects to find at
  * http://localhost:1234/; that prefix is mapped onto it, so nothing touches the network.
  *
@@ -42,7 +43,7 @@ static void suite_dir(char *buf, size_t cap)
     if (env && *env)
         snprintf(buf, cap, "%s", env);
     else
-        snprintf(buf, cap, "%s/../shared/data/json-schema-test-suite", sl_test_source_dir());
+        snprintf(buf, cap, "%s/tests/data/json-schema-test-suite", sl_test_source_dir());
 }
 
 static void load_baseline(void)
