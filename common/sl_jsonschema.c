@@ -25,6 +25,7 @@
  * attached to older subschemas (the journal), and rebuilds the maps, so the set is as before.
  */
 #include "sl_jsonschema.h"
+#include "sl_text.h"
 
 #include "sl_jsonschema_format.h"
 
@@ -498,41 +499,6 @@ frag:
         sb_add(&sb, r.frag, r.frag_len);
     }
     return sb.overflow ? -1 : 0;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated). -1 on a bad escape, a decoded NUL
- * or no room. */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
 }
 
 /* "file://" + the absolute path, percent-encoding what RFC 3986 does not allow in a path. */
@@ -1361,7 +1327,7 @@ static struct resource *fetch(struct sl_schema_set *set, const char *uri, int de
             continue;
         char rel[URI_MAX], path[PATH_MAX + URI_MAX];
         const char *rest = uri + plen;
-        if (pct_decode(rest, strlen(rest), rel, sizeof(rel)) != 0 || strstr(rel, "?") ||
+        if (sl_pct_decode(rest, strlen(rest), rel, sizeof(rel)) != 0 || strstr(rel, "?") ||
             strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") ||
             (strlen(rel) >= 3 && strcmp(rel + strlen(rel) - 3, "/..") == 0)) {
             sl_err_set(err, SL_ERR_INVALID, "%s: not a file path under the mapping of %s", uri,
@@ -1379,7 +1345,7 @@ static struct resource *fetch(struct sl_schema_set *set, const char *uri, int de
         const char *p = uri + 7;
         if (strncmp(p, "localhost/", 10) == 0)
             p += 9;
-        if (p[0] != '/' || pct_decode(p, strlen(p), path, sizeof(path)) != 0) {
+        if (p[0] != '/' || sl_pct_decode(p, strlen(p), path, sizeof(path)) != 0) {
             sl_err_set(err, SL_ERR_INVALID, "%s: not a local file URI", uri);
             return NULL;
         }
@@ -1560,7 +1526,7 @@ __attribute__((noinline)) static json_t *ref_target(struct sl_schema_set *set,
         *hash = '\0';
         raw = hash + 1;
     }
-    if (pct_decode(raw, strlen(raw), frag, sizeof(frag)) != 0) {
+    if (sl_pct_decode(raw, strlen(raw), frag, sizeof(frag)) != 0) {
         kw_error(err, si, kw, NULL, "bad percent-encoding in \"%s\"", ref);
         return NULL;
     }

@@ -1,4 +1,5 @@
 #include "sl_redis.h"
+#include "sl_text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,39 +49,6 @@ static const char *const retriable_codes[] = {
 static const char *const credential_codes[] = {"NOAUTH", "WRONGPASS", "NOPERM", NULL};
 
 /* ---- URL ---- */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out. -1: bad encoding (or %00); -2: longer than size - 1. */
-static int pct_decode(const char *s, size_t n, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (n - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-                return -1;
-            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            if (c == '\0')
-                return -1;
-            i += 2;
-        }
-        if (o + 1 >= size)
-            return -2;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
 
 /* Decimal digits s[0..n), nothing else, at most `max`. */
 static bool parse_num(const char *s, size_t n, long max, long *out)
@@ -148,9 +116,10 @@ static int url_parse(const char *url, struct redis_url *u, struct sl_err *err)
         if (!colon)
             return sl_err_set(err, SL_ERR_CONFIG,
                               "redis url: credentials must be written [user]:password@");
-        int rc = pct_decode(auth, (size_t)(colon - auth), u->user, sizeof(u->user));
+        int rc = sl_pct_decode(auth, (size_t)(colon - auth), u->user, sizeof(u->user));
         if (rc == 0)
-            rc = pct_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password));
+            rc = sl_pct_decode(colon + 1, (size_t)(at - colon - 1), u->password,
+                               sizeof(u->password));
         if (rc == -1)
             return sl_err_set(err, SL_ERR_CONFIG,
                               "redis url: bad percent-encoding in the credentials");

@@ -11,6 +11,7 @@
  * threads) so the key schedule is not recomputed per request and the verify_t stays immutable.
  */
 #include "verify.h"
+#include "sl_text.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -96,24 +97,14 @@ const char *verify_scheme_name(enum verify_scheme scheme)
 
 /* ---- encodings ------------------------------------------------------------------------------ */
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Exactly 2*n hex digits into n bytes. */
 static int hex_decode(const char *in, size_t len, unsigned char *out, size_t n)
 {
     if (len != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value((unsigned char)in[2 * i]), lo = hex_value((unsigned char)in[2 * i + 1]);
+        int hi = sl_hex_digit((unsigned char)in[2 * i]),
+            lo = sl_hex_digit((unsigned char)in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);

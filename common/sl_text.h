@@ -1,0 +1,17 @@
+/*
+ * sl_text: small text decoders that several modules parse untrusted input with (URLs,
+ * signatures, JSON Pointers). Pure functions, bounded by their arguments.
+ */
+#ifndef SL_TEXT_H
+#define SL_TEXT_H
+
+#include <stddef.h>
+
+/* The value of one hex digit (either case), or -1. */
+int sl_hex_digit(int c);
+
+/* Percent-decodes s[0..n) into out (size bytes, always NUL-terminated on success).
+ * Returns 0, -1 for a malformed escape or an encoded NUL (%00), -2 when it does not fit. */
+int sl_pct_decode(const char *s, size_t n, char *out, size_t size);
+
+#endif
