@@ -4,7 +4,9 @@
  * cost: consume, transaction, produce) and the subject of the exactly-once test.
  *
  * Topics (without prefix) from SLUICE_PASSTHROUGH_INPUT and SLUICE_PASSTHROUGH_OUTPUT
- * (defaults: ingress -> validated). Everything else as every worker (see worker_main.h).
+ * (defaults: ingress -> validated). SLUICE_PASSTHROUGH_AS=<stage> makes it stand in for that
+ * stage: its name, consumer group and `<stage>.loop` settings, so a benchmark measures the
+ * loop exactly as the real stage runs it. Everything else as every worker (worker_main.h).
  *
  * Two hooks let the loop's tests drive every verdict through a real process:
  *   SLUICE_PASSTHROUGH_DOWN_FILE=F  while F exists, every event is SL_RETRY ("dependency down")
@@ -55,10 +57,11 @@ static enum sl_verdict passthrough_process(void *ctx, const struct sl_event *in,
 int main(int argc, char **argv)
 {
     const char *input = getenv("SLUICE_PASSTHROUGH_INPUT");
+    const char *as = getenv("SLUICE_PASSTHROUGH_AS");
     output_topic = getenv("SLUICE_PASSTHROUGH_OUTPUT");
     down_file = getenv("SLUICE_PASSTHROUGH_DOWN_FILE");
     const struct sl_stage stage = {
-        .name = "passthrough",
+        .name = as ? as : "passthrough",
         .description = "Copies events unchanged from one topic to another (tests, benchmarks).",
         .input = input ? input : SL_TOPIC_INGRESS,
         .admin_port = 9189,
