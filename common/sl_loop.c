@@ -135,6 +135,66 @@ json_t *sl_emit_detail(struct sl_emit *out)
     return out->detail;
 }
 
+struct sl_emit *sl_emit_new(const char *prefix)
+{
+    struct sl_emit *out = calloc(1, sizeof(*out));
+    if (!out)
+        return NULL;
+    out->prefix = prefix;
+    out->errors = json_array();
+    out->detail = json_object();
+    if (!out->errors || !out->detail) {
+        sl_emit_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+void sl_emit_free(struct sl_emit *out)
+{
+    if (!out)
+        return;
+    emit_reset(out);
+    json_decref(out->errors);
+    json_decref(out->detail);
+    free(out);
+}
+
+void sl_emit_clear(struct sl_emit *out)
+{
+    emit_reset(out);
+}
+
+size_t sl_emit_count(const struct sl_emit *out)
+{
+    return out->n;
+}
+
+void sl_emit_get_record(const struct sl_emit *out, size_t i, const char **topic, const void **key,
+                        size_t *key_len, const void **value, size_t *len,
+                        const rd_kafka_headers_t **hdrs)
+{
+    const struct emit_record *r = &out->recs[i];
+    *topic = r->topic;
+    *key = r->key;
+    *key_len = r->key_len;
+    *value = r->value;
+    *len = r->len;
+    *hdrs = r->hdrs;
+}
+
+const char *sl_emit_get_reason(const struct sl_emit *out)
+{
+    return out->reason;
+}
+
+const json_t *sl_emit_get_errors(const struct sl_emit *out, size_t *dropped)
+{
+    if (dropped)
+        *dropped = out->errors_dropped;
+    return out->errors;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The loop                                                                                    */
 
@@ -154,9 +214,12 @@ struct sl_loop {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
 
-    bool txn_open;
+    bool sink;     /* SL_STAGE_SINK: flush() + consumer commit instead of a transaction */
+    bool txn_open; /* a batch is open: a transaction, or a sink's unflushed buffer */
     int txn_events;
     long long txn_started_ms;
+    long long flush_retry_at_ms; /* sink: when to try a failed flush again; 0 = none */
+    int flush_backoff_ms;
     bool fatal;
     struct sl_err fatal_err;
 
@@ -375,6 +438,12 @@ static int begin_txn(sl_loop_t *loop)
 {
     if (loop->txn_open)
         return 0;
+    if (loop->sink) {
+        loop->txn_open = true;
+        loop->txn_events = 0;
+        loop->txn_started_ms = now_ms();
+        return 0;
+    }
     rd_kafka_error_t *error = rd_kafka_begin_transaction(loop->producer);
     if (error) {
         set_fatal(loop, "begin_transaction", error);
@@ -426,12 +495,19 @@ static void drop_held(sl_loop_t *loop);
 
 static int abort_and_rewind(sl_loop_t *loop, const char *why)
 {
-    SL_WARN("aborting the transaction of %d events (%s); rewinding to committed offsets",
+    SL_WARN("aborting the batch of %d events (%s); rewinding to committed offsets",
             loop->txn_events, why);
-    rd_kafka_error_t *error = rd_kafka_abort_transaction(loop->producer, LOOP_CALL_TIMEOUT_MS);
-    if (error) {
-        set_fatal(loop, "abort_transaction", error);
-        return -1;
+    if (loop->sink) {
+        loop->opts.stage->discard(loop->opts.stage_ctx);
+        /* Dead letters already queued may still reach the topic: they are re-sent when the
+         * records are read again, which at-least-once allows. */
+        loop->flush_retry_at_ms = 0;
+    } else {
+        rd_kafka_error_t *error = rd_kafka_abort_transaction(loop->producer, LOOP_CALL_TIMEOUT_MS);
+        if (error) {
+            set_fatal(loop, "abort_transaction", error);
+            return -1;
+        }
     }
     sl_series_add(loop->m_aborted, 1);
     loop->txn_open = false;
@@ -464,10 +540,14 @@ static rd_kafka_topic_partition_list_t *commit_offsets(sl_loop_t *loop)
 
 /* Commits the open transaction with the consumer's offsets. Returns 0 when committed or
  * aborted-and-rewound (the loop goes on), -1 on a fatal error. */
+static int commit_sink(sl_loop_t *loop);
+
 static int commit_txn(sl_loop_t *loop)
 {
     if (!loop->txn_open)
         return 0;
+    if (loop->sink)
+        return commit_sink(loop);
     long long t0 = now_ms();
     rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
@@ -515,9 +595,65 @@ out:
     return ret;
 }
 
-/* ---- retry hold ---- */
+/* A sink's commit: flush() writes the batch outside Kafka, its dead letters are acknowledged,
+ * then the consumer offsets are committed. A retriable flush failure keeps the batch, pauses,
+ * and is retried after a backoff; a failed offset commit re-reads records the sink already
+ * wrote, which its idempotent writes absorb. */
+static void update_pause(sl_loop_t *loop);
 
-static void pause_all(sl_loop_t *loop, bool pause)
+static int commit_sink(sl_loop_t *loop)
+{
+    struct sl_err err;
+    long long t0 = now_ms();
+    sl_err_clear(&err);
+    if (loop->opts.stage->flush(loop->opts.stage_ctx, &err) != 0) {
+        if (!err.retriable || err.fatal) {
+            loop->fatal = true;
+            loop->fatal_err = err;
+            loop->fatal_err.fatal = true;
+            SL_ERROR("flush: %s", err.msg);
+            return -1;
+        }
+        loop->flush_backoff_ms = !loop->flush_retry_at_ms ? loop->opts.retry_initial_ms
+                                 : loop->flush_backoff_ms * 2 > loop->opts.retry_max_ms
+                                     ? loop->opts.retry_max_ms
+                                     : loop->flush_backoff_ms * 2;
+        loop->flush_retry_at_ms = now_ms() + loop->flush_backoff_ms;
+        sl_series_add(loop->m_retries, 1);
+        SL_WARN("writing a batch of %d events failed, retrying in %d ms: %s", loop->txn_events,
+                loop->flush_backoff_ms, err.msg);
+        set_not_ready(loop, "waiting on a dependency: %s", err.msg);
+        update_pause(loop);
+        return 0;
+    }
+    if (rd_kafka_flush(loop->producer, LOOP_CALL_TIMEOUT_MS) != 0)
+        return abort_and_rewind(loop, "dead letters not acknowledged by Kafka");
+    rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
+    rd_kafka_resp_err_t rc = offsets && offsets->cnt > 0
+                                 ? rd_kafka_commit(loop->consumer, offsets, 0)
+                                 : RD_KAFKA_RESP_ERR_NO_ERROR;
+    loop->txn_open = false;
+    loop->txn_events = 0;
+    loop->flush_retry_at_ms = 0;
+    if (rc) {
+        SL_WARN("committing offsets: %s; reading the batch again", rd_kafka_err2str(rc));
+        rd_kafka_topic_partition_list_destroy(offsets);
+        update_pause(loop);
+        return rewind_to_committed(loop);
+    }
+    sl_series_add(loop->m_committed, 1);
+    sl_series_observe(loop->m_commit, (double)(now_ms() - t0) / 1000.0);
+    if (offsets) {
+        track_committed(loop, offsets);
+        rd_kafka_topic_partition_list_destroy(offsets);
+    }
+    update_pause(loop);
+    return 0;
+}
+
+/* ---- waiting on a dependency: a held event (SL_RETRY) or a failed sink flush ---- */
+
+static void set_paused(sl_loop_t *loop, bool pause)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(loop->consumer, &assigned) == 0 && assigned->cnt > 0) {
@@ -532,15 +668,24 @@ static void pause_all(sl_loop_t *loop, bool pause)
     sl_series_set(loop->m_retrying, pause ? 1 : 0);
 }
 
+/* Pauses every partition while the loop waits on a dependency, resumes (and reports ready)
+ * once it waits on nothing. Nothing after the waiting point is read meanwhile, so order holds. */
+static void update_pause(sl_loop_t *loop)
+{
+    bool waiting = loop->held || loop->flush_retry_at_ms;
+    if (waiting != loop->paused)
+        set_paused(loop, waiting);
+    if (!waiting)
+        set_not_ready(loop, NULL);
+}
+
 static void drop_held(sl_loop_t *loop)
 {
     if (loop->held) {
         rd_kafka_message_destroy(loop->held);
         loop->held = NULL;
     }
-    if (loop->paused)
-        pause_all(loop, false);
-    set_not_ready(loop, NULL);
+    update_pause(loop);
 }
 
 /* ---- producing ---- */
@@ -755,8 +900,7 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
         set_not_ready(loop, "waiting on a dependency: %s",
                       loop->emit.reason[0] ? loop->emit.reason : "retry");
         sl_ce_free(&ce);
-        if (!loop->paused)
-            pause_all(loop, true);
+        update_pause(loop);
         return commit_txn(loop);
     }
 
@@ -781,7 +925,7 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     } else {
         sl_series_add(verdict == SL_FILTERED ? loop->m_filtered : loop->m_duplicate, 1);
     }
-    if (produce_audit(loop, msg, ce_ok ? &ce : NULL, verdict, seconds) != 0)
+    if (!loop->sink && produce_audit(loop, msg, ce_ok ? &ce : NULL, verdict, seconds) != 0)
         goto produce_failed;
     loop->txn_events++;
     ret = 0;
@@ -791,11 +935,8 @@ produce_failed:
     /* Part of this event may be in the transaction: abort it all and read again. */
     ret = abort_and_rewind(loop, "a record could not be produced");
 out:
-    if (was_held) {
-        if (loop->paused)
-            pause_all(loop, false);
-        set_not_ready(loop, NULL);
-    }
+    if (was_held)
+        update_pause(loop);
     rd_kafka_message_destroy(msg);
     sl_ce_free(&ce);
     return ret;
@@ -826,8 +967,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (loop->txn_open && !loop->fatal) {
             if (rd_kafka_assignment_lost(rk))
                 abort_and_rewind(loop, "partitions lost in a rebalance");
-            else
-                commit_txn(loop);
+            else if (commit_txn(loop) == 0 && loop->sink && loop->txn_open)
+                abort_and_rewind(loop, "the batch could not be written before a rebalance");
         }
         /* The held event's partition goes to another replica, which reads it from the
          * committed offset; any hold ends with the revocation. */
@@ -887,6 +1028,7 @@ sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
     }
     pthread_mutex_init(&loop->lock, NULL);
     loop->opts = *opts;
+    loop->sink = opts->stage->kind == SL_STAGE_SINK;
     loop->emit.prefix = opts->kafka->topic_prefix;
     loop->emit.errors = json_array();
     loop->emit.detail = json_object();
@@ -952,10 +1094,13 @@ sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
 
     snprintf(txn_timeout, sizeof(txn_timeout), "%d", opts->transaction_timeout_ms);
     snprintf(buf, sizeof(buf), "%d", opts->kafka->linger_ms);
-    const char *const producer_props[] = {"transactional.id",
-                                          loop->transactional_id,
-                                          "transaction.timeout.ms",
-                                          txn_timeout,
+    /* A sink's producer only writes dead letters: idempotent, not transactional. The pairs
+     * after the first two are the same for both. */
+    const char *const producer_props[] = {loop->sink ? "enable.idempotence" : "transactional.id",
+                                          loop->sink ? "true" : loop->transactional_id,
+                                          loop->sink ? "enable.idempotence"
+                                                     : "transaction.timeout.ms",
+                                          loop->sink ? "true" : txn_timeout,
                                           "enable.idempotence",
                                           "true",
                                           "acks",
@@ -1019,7 +1164,7 @@ static int init_transactions(sl_loop_t *loop, struct sl_err *err)
 
 int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
 {
-    if (init_transactions(loop, err) != 0)
+    if (!loop->sink && init_transactions(loop, err) != 0)
         return sl_signal_stopping() ? 0 : -1;
     pthread_mutex_lock(&loop->lock);
     loop->initialised = true;
@@ -1043,7 +1188,15 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
             long long left = loop->txn_started_ms + loop->opts.batch_max_wait_ms - now;
             timeout = left < 0 ? 0 : left < timeout ? (int)left : timeout;
         }
-        if (loop->held) {
+        if (loop->flush_retry_at_ms) {
+            long long left = loop->flush_retry_at_ms - now;
+            if (left <= 0) {
+                if (commit_txn(loop) != 0)
+                    break;
+                continue;
+            }
+            timeout = left < timeout ? (int)left : timeout;
+        } else if (loop->held) {
             long long left = loop->held_next_try_ms - now;
             if (left <= 0) {
                 rd_kafka_message_t *msg = loop->held;
@@ -1073,8 +1226,9 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
         } else if (msg && handle(loop, msg, 1) != 0) {
             break;
         }
-        if (loop->txn_open && (loop->txn_events >= loop->opts.batch_max_events ||
-                               now_ms() - loop->txn_started_ms >= loop->opts.batch_max_wait_ms))
+        if (loop->txn_open && !loop->flush_retry_at_ms &&
+            (loop->txn_events >= loop->opts.batch_max_events ||
+             now_ms() - loop->txn_started_ms >= loop->opts.batch_max_wait_ms))
             if (commit_txn(loop) != 0)
                 break;
     }
@@ -1082,7 +1236,10 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
     if (!loop->fatal) {
         SL_INFO("stopping: committing what is done and leaving the group");
         drop_held(loop);
+        loop->flush_retry_at_ms = 0;
         commit_txn(loop);
+        if (loop->sink && loop->txn_open) /* the flush failed again: read it again later */
+            loop->opts.stage->discard(loop->opts.stage_ctx);
     }
     rd_kafka_consumer_close(loop->consumer);
     if (loop->fatal) {

@@ -19,9 +19,20 @@
  *                 commits nothing for it, backs off and calls process() again with the same
  *                 event. It never drops or dead-letters it for that.
  *
- * Records emitted during a call that does not end in SL_PASS are discarded. Every event
- * yields exactly one audit record per stage, in the same Kafka transaction as the outputs and
- * the consumer offsets (exactly-once inside Kafka).
+ * Records emitted during a call that does not end in SL_PASS are discarded.
+ *
+ * Two kinds of stage:
+ *   SL_STAGE_KAFKA (validate, transform, route): every event yields exactly one audit record,
+ *     in the same Kafka transaction as the outputs and the consumer offsets (exactly-once
+ *     inside Kafka).
+ *   SL_STAGE_SINK (audit, deadletter): process() buffers what it will write outside Kafka
+ *     (Postgres); before the offsets are committed, the loop calls flush(), which writes the
+ *     buffer. A retriable flush error pauses consumption and retries the same flush after a
+ *     backoff, committing nothing meanwhile; when the loop has to give the records up (a
+ *     rebalance, an abort), it calls discard() and reads them again later. So a sink sees a
+ *     record at least once and its writes must be idempotent. Sinks write no audit records
+ *     (the audit sink would audit itself); their dead letters are acknowledged before the
+ *     offsets are committed.
  *
  * Threading: init, process and fini run on the loop's one thread.
  */
@@ -75,6 +86,32 @@ void sl_emit_error(struct sl_emit *out, const char *fmt, ...) __attribute__((for
  * add members with json_object_set_new). */
 json_t *sl_emit_detail(struct sl_emit *out);
 
+/* ---- A collector outside the loop, for stage tests without infrastructure ----
+ * The loop makes its own collector and resets it before every process() call; a stage never
+ * calls these. A test makes one, calls process() with an in-memory event, and reads what the
+ * stage produced, exactly as the loop would use it. */
+
+/* A new, empty collector whose records go to `<prefix><topic>`; `prefix` is borrowed and must
+ * outlive it. NULL when out of memory. The caller owns it (sl_emit_free). */
+struct sl_emit *sl_emit_new(const char *prefix);
+/* Frees the collector and everything queued in it. NULL is a no-op. */
+void sl_emit_free(struct sl_emit *out);
+/* Forgets every record, the reason, the errors and the detail (the loop does this before each
+ * event). */
+void sl_emit_clear(struct sl_emit *out);
+/* Output records queued. */
+size_t sl_emit_count(const struct sl_emit *out);
+/* The i-th queued record (i < sl_emit_count()): the full topic name, key (NULL when none),
+ * value and headers, all borrowed from the collector. */
+void sl_emit_get_record(const struct sl_emit *out, size_t i, const char **topic, const void **key,
+                        size_t *key_len, const void **value, size_t *len,
+                        const rd_kafka_headers_t **hdrs);
+/* The reason given with sl_emit_reason(); "" when none. */
+const char *sl_emit_get_reason(const struct sl_emit *out);
+/* The errors given with sl_emit_error(): an array of strings, borrowed; *dropped (may be NULL)
+ * counts those past SL_EMIT_MAX_ERRORS. */
+const json_t *sl_emit_get_errors(const struct sl_emit *out, size_t *dropped);
+
 /* What init() gets besides the pipeline file. */
 struct sl_stage_env {
     const sl_conf_t *conf;
@@ -82,14 +119,22 @@ struct sl_stage_env {
     const char *topic_prefix;
 };
 
+enum sl_stage_kind { SL_STAGE_KAFKA = 0, SL_STAGE_SINK };
+
 struct sl_stage {
-    const char *name;        /* component, consumer group "sluice-<name>", audit stage */
+    const char *name; /* component, consumer group "sluice-<name>", audit stage */
+    enum sl_stage_kind kind;
     const char *description; /* one line for --help */
     const char *input;       /* topic consumed, without prefix, e.g. SL_TOPIC_INGRESS */
     int admin_port;          /* default admin listener port on 127.0.0.1 */
     /* Builds the stage's context from the pipeline file; a config error fails start-up. */
     int (*init)(void **ctx, const struct sl_stage_env *env, struct sl_err *err);
     enum sl_verdict (*process)(void *ctx, const struct sl_event *in, struct sl_emit *out);
+    /* SL_STAGE_SINK only: write what process() buffered since the last flush; 0, or -1 with
+     * *err (retriable: tried again later; otherwise the process stops). */
+    int (*flush)(void *ctx, struct sl_err *err);
+    /* SL_STAGE_SINK only: forget what process() buffered since the last flush. */
+    void (*discard)(void *ctx);
     void (*fini)(void *ctx);
 };
 

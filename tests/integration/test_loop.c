@@ -195,4 +195,70 @@ SL_TEST(retry_holds_events_in_order_until_the_dependency_is_back)
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
 
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    if (!f)
+        return 0;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+SL_TEST(sink_commits_only_after_its_flush_succeeds)
+{
+    struct run r;
+    setup(&r, "sink");
+    char down[4200], sink[4200], body[8192], id[32];
+    snprintf(down, sizeof(down), "%s.down", r.config);
+    snprintf(sink, sizeof(sink), "%s.sink", r.config);
+    FILE *f = fopen(down, "w");
+    SL_REQUIRE(f);
+    fclose(f);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "sink-%02d", i);
+        sl_testenv_produce_event(r.topic_in, id, id, id);
+    }
+    setenv("SLUICE_PASSTHROUGH_DOWN_FILE", down, 1);
+    setenv("SLUICE_PASSTHROUGH_SINK_FILE", sink, 1);
+    pid_t pid = start(&r, "loop-sink");
+
+    long status = -1;
+    for (int i = 0; i < 600 && status != 503; i++) {
+        status = sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body));
+        if (status != 503 || !strstr(body, "sink down"))
+            status = -1, usleep(100000);
+    }
+    SL_CHECK_INT(status, 503);
+    SL_CHECK_INT(count_lines(sink), 0);
+
+    unlink(down);
+    for (int i = 0; i < 600 && count_lines(sink) < N; i++)
+        usleep(100000);
+    SL_CHECK_INT(count_lines(sink), N);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+
+    /* The offsets were committed after the flush: a new process of the group reads nothing
+     * again, so the file keeps one line per event. */
+    pid = start(&r, "loop-sink");
+    for (int i = 0;
+         i < 600 && sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body)) != 200; i++)
+        usleep(100000);
+    rd_kafka_t *c = sl_testenv_consumer(r.topic_in, 3); /* a pause that waits on Kafka, not time */
+    rd_kafka_message_t *msgs[N + 1];
+    size_t n = sl_testenv_consume(c, msgs, N, 30000);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+    SL_CHECK_INT(count_lines(sink), N);
+    unsetenv("SLUICE_PASSTHROUGH_DOWN_FILE");
+    unsetenv("SLUICE_PASSTHROUGH_SINK_FILE");
+    unlink(sink);
+}
+
 SL_TEST_MAIN()

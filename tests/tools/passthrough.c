@@ -11,7 +11,12 @@
  * Two hooks let the loop's tests drive every verdict through a real process:
  *   SLUICE_PASSTHROUGH_DOWN_FILE=F  while F exists, every event is SL_RETRY ("dependency down")
  *   a payload starting with {"reject"  is SL_REJECT with a reason and two errors
+ *
+ * SLUICE_PASSTHROUGH_SINK_FILE=F makes it a sink stage instead: each event's id is buffered
+ * and flush() appends the buffer to F, one id per line; while the down file exists, flush()
+ * (not process()) fails with a retriable error: the sink's dependency is down.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +27,11 @@
 
 static const char *output_topic;
 static const char *down_file;
+static const char *sink_file;
+
+/* The sink's buffer: ids since the last flush, newline-separated. */
+static char *sink_buf;
+static size_t sink_len, sink_cap;
 
 #define REJECT_MARKER "{\"reject\""
 
@@ -35,6 +45,26 @@ static enum sl_verdict passthrough_process(void *ctx, const struct sl_event *in,
                                            struct sl_emit *out)
 {
     struct sl_err err;
+    if (sink_file) {
+        const char *id = sl_ce_get(in->ce, "id");
+        size_t n = strlen(id);
+        if (sink_len + n + 1 > sink_cap) {
+            size_t cap = sink_cap ? sink_cap * 2 : 4096;
+            while (cap < sink_len + n + 1)
+                cap *= 2;
+            char *p = realloc(sink_buf, cap);
+            if (!p) {
+                sl_emit_reason(out, "out of memory");
+                return SL_RETRY;
+            }
+            sink_buf = p;
+            sink_cap = cap;
+        }
+        memcpy(sink_buf + sink_len, id, n);
+        sink_buf[sink_len + n] = '\n';
+        sink_len += n + 1;
+        return SL_PASS;
+    }
     if (down_file && access(down_file, F_OK) == 0) {
         sl_emit_reason(out, "dependency down (%s exists)", down_file);
         return SL_RETRY;
@@ -54,19 +84,50 @@ static enum sl_verdict passthrough_process(void *ctx, const struct sl_event *in,
     return SL_PASS;
 }
 
+static int sink_flush(void *ctx, struct sl_err *err)
+{
+    if (down_file && access(down_file, F_OK) == 0)
+        return sl_err_retriable(err, SL_ERR_UNAVAILABLE, "sink down (%s exists)", down_file);
+    FILE *f = fopen(sink_file, "a");
+    if (!f)
+        return sl_err_retriable(err, SL_ERR_IO, "cannot open %s", sink_file);
+    bool ok =
+        fwrite(sink_buf, 1, sink_len, f) == sink_len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    fclose(f);
+    if (!ok)
+        return sl_err_retriable(err, SL_ERR_IO, "cannot write %s", sink_file);
+    sink_len = 0;
+    return 0;
+}
+
+static void sink_discard(void *ctx)
+{
+    sink_len = 0;
+}
+
+static void passthrough_fini(void *ctx)
+{
+    free(sink_buf);
+}
+
 int main(int argc, char **argv)
 {
     const char *input = getenv("SLUICE_PASSTHROUGH_INPUT");
     const char *as = getenv("SLUICE_PASSTHROUGH_AS");
     output_topic = getenv("SLUICE_PASSTHROUGH_OUTPUT");
     down_file = getenv("SLUICE_PASSTHROUGH_DOWN_FILE");
+    sink_file = getenv("SLUICE_PASSTHROUGH_SINK_FILE");
     const struct sl_stage stage = {
         .name = as ? as : "passthrough",
         .description = "Copies events unchanged from one topic to another (tests, benchmarks).",
         .input = input ? input : SL_TOPIC_INGRESS,
         .admin_port = 9189,
         .init = passthrough_init,
+        .kind = sink_file ? SL_STAGE_SINK : SL_STAGE_KAFKA,
         .process = passthrough_process,
+        .flush = sink_flush,
+        .discard = sink_discard,
+        .fini = passthrough_fini,
     };
     if (!output_topic)
         output_topic = SL_TOPIC_VALIDATED;
