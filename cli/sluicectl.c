@@ -4,6 +4,7 @@
  *   sluicectl config check FILE        validate a pipeline file (exit 1 with the error)
  *   sluicectl config reference         print every key of the pipeline file (Markdown)
  *   sluicectl topics create            create every topic the pipeline implies (idempotent)
+ *   sluicectl lag                      consumer lag per stage, topic and partition
  *   sluicectl schema check SCHEMA INSTANCE...   validate JSON files against a JSON Schema
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
@@ -18,6 +19,7 @@
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pipeline.h"
+#include "sluicectl_lag.h"
 #include "sluicectl_schema.h"
 
 #define EXIT_USAGE 2
@@ -30,6 +32,8 @@ static const char usage[] =
     "  config reference         print the pipeline file's keys as Markdown\n"
     "  topics create [--timeout DURATION]\n"
     "                           create every topic the pipeline implies (idempotent)\n"
+    "  lag [--stage STAGE] [--json]\n"
+    "                           consumer lag per stage, topic and partition, from the broker\n"
     "  schema check [--map URI-PREFIX=DIR]... [--assert-formats] SCHEMA INSTANCE...\n"
     "                           validate instances: exit 0 valid, 1 invalid, 2 bad schema/file\n"
     "\n"
@@ -105,6 +109,23 @@ out:
     return rc;
 }
 
+static int cmd_lag(const char *path, int argc, char **argv)
+{
+    struct sl_err err;
+    if (!path) {
+        fprintf(stderr, "sluicectl lag: no pipeline file (--config FILE or SLUICE_CONFIG)\n");
+        return EXIT_USAGE;
+    }
+    sl_conf_t *conf = sl_pipeline_load(path, &err);
+    if (!conf) {
+        fprintf(stderr, "sluicectl lag: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    int rc = sluicectl_lag(conf, argc, argv);
+    sl_conf_destroy(conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -141,6 +162,8 @@ int main(int argc, char **argv)
         sl_pipeline_write_reference(stdout);
         return EXIT_SUCCESS;
     }
+    if (nargs >= 1 && strcmp(args[0], "lag") == 0)
+        return cmd_lag(config, nargs, args);
     if (nargs >= 2 && strcmp(args[0], "schema") == 0 && strcmp(args[1], "check") == 0)
         return sluicectl_schema_check(nargs - 1, args + 1);
     if (nargs >= 2 && strcmp(args[0], "topics") == 0 && strcmp(args[1], "create") == 0)
