@@ -44,6 +44,10 @@ static const struct sl_conf_key source_keys[] = {
      "JSON Schema per event type (paths under schema_dir); \"*\" is the fallback."},
     {"require_schema", SL_CK_BOOL, "false",
      "Dead-letter events whose type has no schema (and no \"*\" fallback)."},
+    {"dedup", SL_CK_BOOL, "true",
+     "Drop (as duplicate) a later event with the same idempotency key within dedup.window. "
+     "false for a source whose events carry no id of their own: ingress then makes a new key "
+     "per request, and each would only cost a Redis key."},
     {NULL},
 };
 
@@ -181,6 +185,16 @@ static const struct sl_conf_key postgres_keys[] = {
     {NULL},
 };
 
+/* sluice-validate's own section. */
+static const struct sl_conf_key validate_keys[] = {
+    {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
+     sl_loop_conf_keys},
+    {"assert_formats", SL_CK_BOOL, "false",
+     "Treat JSON Schema `format` (date-time, email, uri, uuid, ipv4, ...) as an assertion "
+     "rather than an annotation."},
+    {NULL},
+};
+
 /* Each transactional stage's own section; `loop` tunes the shared loop for it. */
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
@@ -203,7 +217,7 @@ const struct sl_conf_key sl_pipeline_keys[] = {
      transform_keys},
     {"routes", SL_CK_LIST_OF, NULL, "Rules sending events to destinations.", route_keys},
     {"destinations", SL_CK_MAP_OF, NULL, "Systems that receive events, by name.", destination_keys},
-    {"validate", SL_CK_SECTION, NULL, "sluice-validate.", stage_keys},
+    {"validate", SL_CK_SECTION, NULL, "sluice-validate.", validate_keys},
     {"transform", SL_CK_SECTION, NULL, "sluice-transform.", stage_keys},
     {"route", SL_CK_SECTION, NULL, "sluice-route.", stage_keys},
     {NULL},

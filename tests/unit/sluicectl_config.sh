@@ -27,6 +27,12 @@ check_bad unknown_key 'kafka:\n  brokers: x\n  partitons: 3\n' "3: kafka.partito
 check_bad bad_duration 'dedup:\n  window: forever\n' "2: dedup.window: expected a duration"
 check_bad bad_route 'routes:\n  - name: r\n    to: ghost\n' "3: routes[0].to: no destination named 'ghost'"
 check_bad syntax 'kafka: [\n' "2: YAML syntax error"
+# Schemas compile as sluice-validate would compile them at start-up.
+check_bad missing_schema 'sources:\n  s:\n    verify: { scheme: none }\n    schemas:\n      t: missing.json\n' \
+    "5: sources.s.schemas.t: cannot load the schema: "
+printf '{"type": 5}' > "$work/broken.json"
+check_bad invalid_schema 'schema_dir: .\nsources:\n  s:\n    verify: { scheme: none }\n    schemas: { "*": broken.json }\n' \
+    "5: sources.s.schemas.*: cannot load the schema: file://$work/broken.json#/type: must be a type name"
 
 set +e
 "$ctl" config check "$work/missing.yaml" 2> "$work/err"; rc=$?

@@ -1,0 +1,605 @@
+/* sluice-validate as a real process against the real broker and Redis: valid events reach
+ * <prefix>validated byte for byte with their key and headers; invalid, malformed, unknown-source
+ * and schema-less (require_schema) events are dead-lettered with every error; a sender's retry
+ * is a duplicate (audited, not forwarded) while the same record processed again after a crash is
+ * not; and a Redis outage in the middle of a run holds events (nothing forwarded, /readyz 503)
+ * until Redis is back, after which every event arrives exactly once. Schemas are the
+ * repository's (schemas/sources/...). */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sl_cloudevent.h"
+#include "sl_redis.h"
+#include "sl_test.h"
+#include "sl_testenv.h"
+
+#define MAX_MSGS 128
+
+struct run {
+    char prefix[128];
+    char topic_in[256], topic_out[256], topic_dlq[256], topic_audit[256];
+    char config[4096];
+    char group[128], admin[64];
+    int admin_port;
+};
+
+/* The sources every test uses, after `redis` settings (may be ""). */
+static void setup(struct run *r, const char *name, const char *redis)
+{
+    char base[96], extra[4096];
+    snprintf(base, sizeof(base), "sluice-test-%s", name);
+    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
+    strcat(r->prefix, ".");
+    snprintf(r->topic_in, sizeof(r->topic_in), "%singress", r->prefix);
+    snprintf(r->topic_out, sizeof(r->topic_out), "%svalidated", r->prefix);
+    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
+    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
+    sl_testenv_create_topic(r->topic_in, 3);
+    sl_testenv_create_topic(r->topic_out, 3);
+    sl_testenv_create_topic(r->topic_dlq, 1);
+    sl_testenv_create_topic(r->topic_audit, 3);
+    snprintf(extra, sizeof(extra),
+             "%s"
+             "schema_dir: \"%s/schemas\"\n"
+             "sources:\n"
+             "  stripe:\n"
+             "    verify: { scheme: none }\n"
+             "    schemas:\n"
+             "      charge.succeeded: sources/stripe/charge.succeeded.json\n"
+             "      \"*\": sources/stripe/event.json\n"
+             "  crm:\n"
+             "    verify: { scheme: none }\n"
+             "    schemas: { contact.updated: sources/crm/contact.updated.json }\n"
+             "    require_schema: true\n"
+             "  open:\n"
+             "    verify: { scheme: none }\n"
+             "validate:\n"
+             "  loop: { retry_max: 1s }\n",
+             redis, sl_test_source_dir());
+    sl_testenv_config(r->prefix, extra, r->config, sizeof(r->config));
+    sl_testenv_unique("group", r->group, sizeof(r->group));
+    r->admin_port = sl_testenv_free_port();
+    snprintf(r->admin, sizeof(r->admin), "127.0.0.1:%d", r->admin_port);
+}
+
+static pid_t start(struct run *r, const char *log)
+{
+    const char *args[] = {"--config",       r->config, "--group", r->group,
+                          "--admin-listen", r->admin,  NULL};
+    return sl_testenv_spawn("sluice-validate", args, log);
+}
+
+/* ---- producing events as sluice-ingress writes them ---- */
+
+struct ev {
+    const char *id, *source, *type, *idem; /* source, idem NULL: attribute left out */
+    const char *key, *value;
+    int32_t partition; /* filled by produce() */
+    int64_t offset;
+};
+
+static void on_report(void *opaque, int32_t partition, int64_t offset, const struct sl_err *err)
+{
+    struct ev *e = opaque;
+    e->partition = err ? -1 : partition;
+    e->offset = err ? -1 : offset;
+}
+
+/* The attributes of `e` as sluice-ingress sets them. */
+static void ce_of(const struct ev *e, struct sl_ce *ce)
+{
+    struct sl_err err;
+    sl_ce_init(ce);
+    SL_REQUIRE(sl_ce_set(ce, "specversion", "1.0", &err) == 0 &&
+               sl_ce_set(ce, "id", e->id, &err) == 0 &&
+               sl_ce_set(ce, "source", e->source ? e->source : "elsewhere", &err) == 0 &&
+               sl_ce_set(ce, "type", e->type, &err) == 0 &&
+               sl_ce_set(ce, "time", "2026-11-24T17:30:00.123Z", &err) == 0 &&
+               sl_ce_set(ce, "datacontenttype", "application/json", &err) == 0 &&
+               sl_ce_set(ce, SL_CE_TRACEPARENT,
+                         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &err) == 0 &&
+               sl_ce_set(ce, SL_CE_PARTITION_KEY, e->key, &err) == 0);
+    if (e->idem)
+        SL_REQUIRE(sl_ce_set(ce, SL_CE_IDEMPOTENCY_KEY, e->idem, &err) == 0);
+    if (e->source)
+        SL_REQUIRE(sl_ce_set(ce, SL_CE_SOURCE_NAME, e->source, &err) == 0);
+}
+
+/* Produces every event in order and waits for the acks; fills each one's partition/offset. */
+static void produce(const char *topic, struct ev *evs, size_t n)
+{
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    sl_testenv_kafka(&s);
+    sl_producer_t *p = sl_producer_new(&s, "test-validate-producer", on_report, &err);
+    SL_REQUIRE(p);
+    for (size_t i = 0; i < n; i++) {
+        struct sl_ce ce;
+        ce_of(&evs[i], &ce);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(12);
+        SL_REQUIRE(sl_ce_to_headers(&ce, hdrs, &err) == 0);
+        sl_ce_free(&ce);
+        evs[i].partition = -1;
+        SL_REQUIRE(sl_producer_send(p, topic, evs[i].key, strlen(evs[i].key), evs[i].value,
+                                    strlen(evs[i].value), hdrs, &evs[i], &err) == 0);
+    }
+    SL_REQUIRE(sl_producer_flush(p, 30000, &err) == 0);
+    sl_producer_destroy(p);
+    for (size_t i = 0; i < n; i++)
+        SL_REQUIRE(evs[i].partition >= 0);
+}
+
+/* ---- reading back ---- */
+
+static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t n;
+    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
+        return NULL;
+    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
+    return buf;
+}
+
+/* Reads `topic` until `want` records came (60 s at most), then 2 s more to catch any extra. */
+static size_t read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t want,
+                       rd_kafka_t **consumer)
+{
+    *consumer = sl_testenv_consumer(topic, partitions);
+    size_t n = sl_testenv_consume(*consumer, msgs, want, 60000);
+    n += sl_testenv_consume(*consumer, msgs + n, MAX_MSGS - n, n == want ? 2000 : 0);
+    return n;
+}
+
+static void free_all(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
+{
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+}
+
+static rd_kafka_message_t *find(rd_kafka_message_t **msgs, size_t n, const char *id)
+{
+    char buf[256];
+    for (size_t i = 0; i < n; i++)
+        if (header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
+            return msgs[i];
+    return NULL;
+}
+
+/* The audit records, by event id (the record key). The caller decrefs each. */
+static json_t *audit_of(rd_kafka_message_t **msgs, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i]->key_len == strlen(id) && memcmp(msgs[i]->key, id, msgs[i]->key_len) == 0)
+            return json_loadb(msgs[i]->payload, msgs[i]->len, 0, NULL);
+    return NULL;
+}
+
+static const char *jstr(json_t *obj, const char *path)
+{
+    json_t *v = obj;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *save, *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, part);
+    return json_string_value(v);
+}
+
+/* The record as it came in: same value, key and headers (names, values, order). */
+static void check_unchanged(rd_kafka_message_t *m, const struct ev *e)
+{
+    SL_REQUIRE(m);
+    SL_CHECK(m->len == strlen(e->value) && memcmp(m->payload, e->value, m->len) == 0);
+    SL_CHECK(m->key_len == strlen(e->key) && memcmp(m->key, e->key, m->key_len) == 0);
+    struct sl_ce ce;
+    struct sl_err err;
+    ce_of(e, &ce);
+    rd_kafka_headers_t *want = rd_kafka_headers_new(12), *got = NULL;
+    SL_REQUIRE(sl_ce_to_headers(&ce, want, &err) == 0);
+    sl_ce_free(&ce);
+    SL_REQUIRE(rd_kafka_message_headers(m, &got) == 0);
+    SL_CHECK_INT(rd_kafka_header_cnt(got), rd_kafka_header_cnt(want));
+    for (size_t i = 0; i < rd_kafka_header_cnt(want); i++) {
+        const char *wn, *gn;
+        const void *wv, *gv;
+        size_t wl, gl;
+        SL_REQUIRE(rd_kafka_header_get_all(want, i, &wn, &wv, &wl) == 0);
+        if (rd_kafka_header_get_all(got, i, &gn, &gv, &gl) != 0) {
+            sl_test_fail(__FILE__, __LINE__, "header %zu (%s) missing", i, wn);
+            continue;
+        }
+        SL_CHECK_STR(gn, wn);
+        SL_CHECK(gl == wl && memcmp(gv, wv, wl) == 0);
+    }
+    rd_kafka_headers_destroy(want);
+}
+
+/* ---- the tests ---- */
+
+static const char charge_fmt[] =
+    "{\"id\":\"evt_%s\",\"object\":\"event\",\"type\":\"charge.succeeded\",\"created\":1732467000,"
+    "\"livemode\":false,\"data\":{\"object\":{\"id\":\"ch_3PqRsT\",\"object\":\"charge\","
+    "\"amount\":%d,\"currency\":\"%s\",%s\"status\":\"succeeded\",\"description\":null,"
+    "\"metadata\":{\"order\":\"A-1\"}}}}";
+
+static void charge(char *buf, size_t size, const char *id, int amount, const char *currency,
+                   const char *customer)
+{
+    snprintf(buf, size, charge_fmt, id, amount, currency, customer);
+}
+
+SL_TEST(valid_invalid_unknown_and_schemaless_events)
+{
+    struct run r;
+    setup(&r, "validate", "");
+    char valid[1024], invalid[1024];
+    charge(valid, sizeof(valid), "1Valid", 2000, "usd", "\"customer\":\"cus_9Abc\",");
+    /* Three errors: amount below 1, currency not lowercase, customer missing. */
+    charge(invalid, sizeof(invalid), "2Invalid", 0, "USD", "");
+    struct ev evs[] = {
+        {"ev-valid", "stripe", "charge.succeeded", "evt_1Valid", "cus_9Abc", valid},
+        {"ev-invalid", "stripe", "charge.succeeded", "evt_2Invalid", "cus_x", invalid},
+        {"ev-ghost", "ghost", "charge.succeeded", "g-1", "k", valid},
+        {"ev-malformed", "stripe", "charge.succeeded", "evt_3", "k", "{\"id\":"},
+        {"ev-noschema", "crm", "contact.deleted", "crm-1", "k", "{\"contact\":{}}"},
+        {"ev-open", "open", "open.anything", "open-1", "k-open", "{\"free\": [1, 2]}"},
+    };
+    produce(r.topic_in, evs, sizeof(evs) / sizeof(evs[0]));
+    pid_t pid = start(&r, "validate-verdicts");
+
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c;
+    char buf[4096];
+    size_t n = read_all(r.topic_out, 3, msgs, 2, &c);
+    SL_CHECK_INT(n, 2);
+    check_unchanged(find(msgs, n, "ev-valid"), &evs[0]);
+    check_unchanged(find(msgs, n, "ev-open"), &evs[5]);
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_dlq, 1, msgs, 4, &c);
+    SL_CHECK_INT(n, 4);
+    rd_kafka_message_t *m = find(msgs, n, "ev-invalid");
+    SL_REQUIRE(m);
+    SL_CHECK_STR(header(m, "ce_sluicestage", buf, sizeof(buf)), "validate");
+    SL_CHECK_STR(header(m, "ce_sluicereason", buf, sizeof(buf)),
+                 "schema validation failed: 3 errors against sources/stripe/charge.succeeded.json");
+    json_t *errors = json_loads(header(m, "ce_sluiceerrors", buf, sizeof(buf)), 0, NULL);
+    SL_CHECK_INT(json_array_size(errors), 3);
+    SL_CHECK_STR(json_string_value(json_array_get(errors, 0)),
+                 "/data/object: /properties/data/properties/object/$ref/required: missing "
+                 "required property \"customer\"");
+    SL_CHECK_STR(json_string_value(json_array_get(errors, 1)),
+                 "/data/object/amount: /properties/data/properties/object/$ref/properties/amount/"
+                 "minimum: 0 is less than 1");
+    SL_CHECK_STR(json_string_value(json_array_get(errors, 2)),
+                 "/data/object/currency: /properties/data/properties/object/$ref/properties/"
+                 "currency/pattern: \"USD\" does not match the pattern \"^[a-z]{3}$\"");
+    json_decref(errors);
+    SL_CHECK(m->len == strlen(invalid) && memcmp(m->payload, invalid, m->len) == 0);
+    SL_CHECK_STR(header(find(msgs, n, "ev-ghost"), "ce_sluicereason", buf, sizeof(buf)),
+                 "unknown source ghost (not in the pipeline file)");
+    SL_CHECK_CONTAINS(header(find(msgs, n, "ev-malformed"), "ce_sluicereason", buf, sizeof(buf)),
+                      "malformed JSON at byte ");
+    SL_CHECK_STR(header(find(msgs, n, "ev-noschema"), "ce_sluicereason", buf, sizeof(buf)),
+                 "no schema for type contact.deleted of source crm");
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_audit, 3, msgs, 6, &c);
+    SL_CHECK_INT(n, 6);
+    json_t *a = audit_of(msgs, n, "ev-valid");
+    SL_CHECK_STR(jstr(a, "outcome"), "passed");
+    SL_CHECK_STR(jstr(a, "stage"), "validate");
+    SL_CHECK_STR(jstr(a, "source"), "stripe");
+    SL_CHECK_STR(jstr(a, "detail.schema"), "sources/stripe/charge.succeeded.json");
+    SL_CHECK_STR(jstr(a, "detail.dedup"), "first");
+    json_decref(a);
+    a = audit_of(msgs, n, "ev-open");
+    SL_CHECK_STR(jstr(a, "outcome"), "passed");
+    SL_CHECK(json_is_null(json_object_get(json_object_get(a, "detail"), "schema")));
+    SL_CHECK_CONTAINS(jstr(a, "detail.note"), "unvalidated");
+    json_decref(a);
+    a = audit_of(msgs, n, "ev-invalid");
+    SL_CHECK_STR(jstr(a, "outcome"), "dead_lettered");
+    SL_CHECK_INT(json_array_size(json_object_get(a, "errors")), 3);
+    json_decref(a);
+    free_all(msgs, n, c);
+
+    SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
+    SL_CHECK_CONTAINS(buf, "sluice_validate_events_total{source=\"stripe\",type=\"charge."
+                           "succeeded\",result=\"invalid\"} 1\n");
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+/* A handle on the shared Redis the `services` fixture runs (SLUICE_REDIS_URL). */
+static sl_redis_t *shared_redis(void)
+{
+    struct sl_err err;
+    const char *url;
+    int timeout_ms;
+    SL_REQUIRE(sl_redis_settings(NULL, &url, &timeout_ms, &err) == 0);
+    sl_redis_t *redis = sl_redis_new(url, 2000, &err);
+    SL_REQUIRE(redis);
+    return redis;
+}
+
+/* Claims the dedup key of (source, idem) for the record at topic/partition/offset, as the
+ * stage would have before a crash (validate.h gives the key and value). */
+static void preclaim(sl_redis_t *redis, const struct run *r, const char *source, const char *idem,
+                     const char *topic, int32_t partition, int64_t offset, const char *id)
+{
+    char key[512], value[512];
+    struct sl_err err;
+    redisReply *reply;
+    snprintf(key, sizeof(key), "%sdedup:%s:%s", r->prefix, source, idem);
+    snprintf(value, sizeof(value), "%s/%d/%lld %s", topic, (int)partition, (long long)offset, id);
+    const char *argv[] = {"SET", key, value, "PX", "600000"};
+    SL_REQUIRE(sl_redis_cmd(redis, &reply, 5, argv, NULL, &err) == 0);
+    freeReplyObject(reply);
+}
+
+SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
+{
+    struct run r;
+    setup(&r, "validate-dedup", "");
+    char a[1024], b[1024], cev[1024], d[1024], e[1024];
+    charge(a, sizeof(a), "A1", 100, "eur", "\"customer\":\"cus_A\",");
+    charge(b, sizeof(b), "A1", 100, "eur", "\"customer\":\"cus_A\",");
+    charge(cev, sizeof(cev), "C1", 300, "eur", "\"customer\":\"cus_C\",");
+    charge(d, sizeof(d), "D1", 400, "eur", "\"customer\":\"cus_D\",");
+    charge(e, sizeof(e), "E1", 500, "eur", "\"customer\":\"cus_E\",");
+    /* The record key is the idempotency key (ingress's default partition key), so every
+     * delivery of one business event is on one partition, in order. */
+    struct ev evs[] = {
+        /* A webhook and the provider's retry: ingress gave each delivery its own id. */
+        {"a-1", "stripe", "charge.succeeded", "evt_A1", "evt_A1", a},
+        {"a-2", "stripe", "charge.succeeded", "evt_A1", "evt_A1", b},
+        /* A CloudEvent sent twice: both records carry the sender's id. Two records are two
+         * deliveries, so the second is a duplicate even with the same id (the event id alone
+         * could not tell this from the crash case below; the record's position can). */
+        {"c-1", "stripe", "charge.succeeded", "c-1", "c-1", cev},
+        {"c-1", "stripe", "charge.succeeded", "c-1", "c-1", cev},
+        /* The crash case: this record's claim is already in Redis (set below), as after a
+         * crash or an aborted transaction between the claim and the commit. */
+        {"d-1", "stripe", "charge.succeeded", "evt_D1", "evt_D1", d},
+        /* A claim held by another record: a duplicate even though no earlier record is in
+         * this topic (its first delivery was, say, before a replay). */
+        {"e-2", "stripe", "charge.succeeded", "evt_E1", "evt_E1", e},
+        /* No idempotency key: no dedup. */
+        {"f-1", "open", "open.thing", NULL, "f", "{}"},
+    };
+    produce(r.topic_in, evs, sizeof(evs) / sizeof(evs[0]));
+    sl_redis_t *redis = shared_redis();
+    preclaim(redis, &r, "stripe", "evt_D1", r.topic_in, evs[4].partition, evs[4].offset, "d-1");
+    preclaim(redis, &r, "stripe", "evt_E1", r.topic_in, 0, 0, "e-1");
+    sl_redis_destroy(redis);
+    pid_t pid = start(&r, "validate-dedup");
+
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c;
+    char buf[512];
+    size_t n = read_all(r.topic_out, 3, msgs, 4, &c);
+    SL_CHECK_INT(n, 4);
+    check_unchanged(find(msgs, n, "a-1"), &evs[0]);
+    check_unchanged(find(msgs, n, "c-1"), &evs[2]);
+    check_unchanged(find(msgs, n, "d-1"), &evs[4]);
+    check_unchanged(find(msgs, n, "f-1"), &evs[6]);
+    SL_CHECK(!find(msgs, n, "a-2") && !find(msgs, n, "e-2"));
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_audit, 3, msgs, 7, &c);
+    SL_CHECK_INT(n, 7);
+    int passed = 0, duplicate = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *au = json_loadb(msgs[i]->payload, msgs[i]->len, 0, NULL);
+        const char *outcome = jstr(au, "outcome");
+        const char *id = jstr(au, "event_id");
+        SL_REQUIRE(outcome && id);
+        passed += strcmp(outcome, "passed") == 0;
+        duplicate += strcmp(outcome, "duplicate") == 0;
+        if (strcmp(id, "a-2") == 0) {
+            SL_CHECK_STR(outcome, "duplicate");
+            SL_CHECK_STR(jstr(au, "reason"), "duplicate of event a-1 (idempotency key evt_A1)");
+            SL_CHECK_STR(jstr(au, "detail.duplicate_of"), "a-1");
+        } else if (strcmp(id, "d-1") == 0) {
+            SL_CHECK_STR(outcome, "passed");
+            SL_CHECK_STR(jstr(au, "detail.dedup"), "same");
+        } else if (strcmp(id, "e-2") == 0) {
+            SL_CHECK_STR(outcome, "duplicate");
+            SL_CHECK_STR(jstr(au, "reason"), "duplicate of event e-1 (idempotency key evt_E1)");
+        } else if (strcmp(id, "f-1") == 0) {
+            SL_CHECK_STR(jstr(au, "detail.dedup"), "no_key");
+        }
+        json_decref(au);
+    }
+    SL_CHECK_INT(passed, 4);
+    SL_CHECK_INT(duplicate, 3);
+    free_all(msgs, n, c);
+    SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+/* ---- a private redis-server, killed and restarted by the outage test ---- */
+
+struct redis_server {
+    pid_t pid;
+    int port;
+    char dir[1024];
+};
+
+static bool redis_answers(int port)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d PING 2>/dev/null | grep -q PONG", port);
+    return system(cmd) == 0;
+}
+
+/* Starts redis-server on s->port in s->dir, with every write fsynced to its append-only file
+ * before the reply: a SIGKILL loses no claim, as with a production Redis that persists. */
+static void redis_start(struct redis_server *s)
+{
+    char port[16], log[1200];
+    snprintf(port, sizeof(port), "%d", s->port);
+    snprintf(log, sizeof(log), "%s/redis.log", s->dir);
+    fflush(stdout);
+    s->pid = fork();
+    SL_REQUIRE(s->pid >= 0);
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+        if (!freopen(log, "a", stdout) || !freopen(log, "a", stderr))
+            _exit(126);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               s->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+               "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && !redis_answers(s->port); i++)
+        usleep(50000);
+    if (!redis_answers(s->port)) {
+        sl_test_fail(__FILE__, __LINE__, "redis-server on port %d did not start; see %s", s->port,
+                     log);
+        sl_test_abort_current();
+    }
+}
+
+static void redis_kill(struct redis_server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+/* Polls /readyz until it answers `status` with `needle` in the body (60 s at most). */
+static long wait_ready(int port, long status, const char *needle, char *body, size_t size)
+{
+    long got = -1;
+    for (int i = 0; i < 600; i++) {
+        got = sl_testenv_http_get(port, "/readyz", body, size);
+        if (got == status && strstr(body, needle))
+            break;
+        usleep(100000);
+    }
+    return got;
+}
+
+SL_TEST(redis_outage_holds_events_and_loses_none)
+{
+    if (system("command -v redis-server >/dev/null && command -v redis-cli >/dev/null") != 0)
+        sl_test_skip("redis-server is not installed (deploy/local/install-deps.sh)");
+    signal(SIGPIPE, SIG_IGN);
+    struct redis_server srv = {.port = sl_testenv_free_port()};
+    char name[96], redis[256], body[8192];
+    sl_testenv_unique("validate-redis", name, sizeof(name));
+    snprintf(srv.dir, sizeof(srv.dir), "%s/tests/%s", sl_test_binary_dir(), name);
+    SL_REQUIRE(mkdir(srv.dir, 0755) == 0);
+    redis_start(&srv);
+
+    struct run r;
+    snprintf(redis, sizeof(redis), "redis: { url: \"redis://127.0.0.1:%d/0\", timeout: 300ms }\n",
+             srv.port);
+    setup(&r, "validate-outage", redis);
+    pid_t pid = start(&r, "validate-outage");
+
+    /* Before: 20 events flow through. */
+    enum { N1 = 20, N2 = 20, RETRIES = 5 };
+    static char ids[N1 + N2 + RETRIES][32], idems[N1 + N2 + RETRIES][32];
+    struct ev evs[N1 + N2 + RETRIES];
+    for (int i = 0; i < N1 + N2 + RETRIES; i++) {
+        /* The last RETRIES are a provider's retries of the first events. */
+        int biz = i < N1 + N2 ? i : i - N1 - N2;
+        snprintf(ids[i], sizeof(ids[i]), "ev-%02d", i);
+        snprintf(idems[i], sizeof(idems[i]), "evt_B%02d", biz);
+        evs[i] = (struct ev){ids[i],
+                             "stripe",
+                             "other.event",
+                             idems[i],
+                             idems[i],
+                             "{\"id\":\"evt_B\",\"object\":\"event\",\"type\":\"other.event\","
+                             "\"created\":1,\"data\":{\"object\":{}}}"};
+    }
+    produce(r.topic_in, evs, N1);
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c = sl_testenv_consumer(r.topic_out, 3);
+    size_t n = sl_testenv_consume(c, msgs, N1, 60000);
+    SL_CHECK_INT(n, N1);
+
+    /* Redis dies; new events and retries of old ones arrive meanwhile. */
+    redis_kill(&srv);
+    produce(r.topic_in, evs + N1, N2 + RETRIES);
+    SL_CHECK_INT(wait_ready(r.admin_port, 503, "dedup: redis", body, sizeof(body)), 503);
+    SL_CHECK_CONTAINS(body, "waiting on a dependency");
+    /* Nothing is forwarded undeduplicated while Redis is away. */
+    SL_CHECK_INT(sl_testenv_consume(c, msgs + n, 1, 3000), 0);
+
+    /* Redis is back with its claims: every new event arrives once, no retry does. */
+    redis_start(&srv);
+    n += sl_testenv_consume(c, msgs + n, N2, 60000);
+    n += sl_testenv_consume(c, msgs + n, MAX_MSGS - n, 2000);
+    SL_CHECK_INT(n, N1 + N2);
+    int seen[N1 + N2] = {0};
+    char buf[64];
+    for (size_t i = 0; i < n; i++) {
+        const char *id = header(msgs[i], "ce_id", buf, sizeof(buf));
+        int k = id ? atoi(id + 3) : -1;
+        SL_CHECK(k >= 0 && k < N1 + N2);
+        if (k >= 0 && k < N1 + N2)
+            seen[k]++;
+    }
+    for (int k = 0; k < N1 + N2; k++)
+        if (seen[k] != 1)
+            sl_test_fail(__FILE__, __LINE__, "event ev-%02d forwarded %d times", k, seen[k]);
+    free_all(msgs, n, c);
+
+    n = read_all(r.topic_audit, 3, msgs, N1 + N2 + RETRIES, &c);
+    SL_CHECK_INT(n, N1 + N2 + RETRIES);
+    int duplicate = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *au = json_loadb(msgs[i]->payload, msgs[i]->len, 0, NULL);
+        duplicate += jstr(au, "outcome") && strcmp(jstr(au, "outcome"), "duplicate") == 0;
+        json_decref(au);
+    }
+    SL_CHECK_INT(duplicate, RETRIES);
+    free_all(msgs, n, c);
+
+    SL_CHECK_INT(wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+    redis_kill(&srv);
+}
+
+SL_TEST(missing_schema_stops_start_up)
+{
+    char config[4096], log[4200], text[8192] = "";
+    sl_testenv_config("sluice-test-unused.",
+                      "sources:\n"
+                      "  s:\n"
+                      "    verify: { scheme: none }\n"
+                      "    schemas: { t: /nonexistent/schema.json }\n",
+                      config, sizeof(config));
+    char name[96];
+    sl_testenv_unique("validate-bad-schema", name, sizeof(name));
+    const char *args[] = {"--config", config, NULL};
+    pid_t pid = sl_testenv_spawn("sluice-validate", args, name);
+    SL_CHECK_INT(sl_testenv_stop(pid, 0, 30000), 2);
+    snprintf(log, sizeof(log), "%s/tests/%s.log", sl_test_binary_dir(), name);
+    FILE *f = fopen(log, "r");
+    SL_REQUIRE(f);
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    char want[4200];
+    snprintf(want, sizeof(want), "%s:8: sources.s.schemas.t: cannot load the schema: ", config);
+    SL_CHECK_CONTAINS(text, want);
+}
+
+SL_TEST_MAIN()
