@@ -6,7 +6,8 @@
 #   4. builds the normal build (build/, Release) and the sanitizer build (build-asan/, Debug
 #      with AddressSanitizer + UndefinedBehaviorSanitizer),
 #   5. runs ctest (labels unit, integration, e2e, fault) in both. Integration tests start a
-#      private Kafka broker per build tree (ports 19092/19093) and stop it afterwards.
+#      private Kafka broker per build tree (ports 19092/19093, or SLUICE_TEST_KAFKA_PORT and the
+#      next one) and stop it afterwards.
 # Exits non-zero when anything fails. Usage: tests/run.sh [ctest arguments...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -30,7 +31,8 @@ jobs=$(nproc)
 for variant in build:Release build-asan:Debug; do
     dir=${variant%%:*} type=${variant##*:}
     say "building $dir ($type)"
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" > /dev/null
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" \
+        -DSLUICE_TEST_KAFKA_PORT="${SLUICE_TEST_KAFKA_PORT:-19092}" > /dev/null
     cmake --build "$dir" -j "$jobs"
 done
 
