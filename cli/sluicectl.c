@@ -5,6 +5,7 @@
  *   sluicectl config reference         print every key of the pipeline file (Markdown)
  *   sluicectl topics create            create every topic the pipeline implies (idempotent)
  *   sluicectl lag                      consumer lag per stage, topic and partition
+ *   sluicectl db migrate | partitions  the audit database's schema and partitions
  *   sluicectl schema check SCHEMA INSTANCE...   validate JSON files against a JSON Schema
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
@@ -19,6 +20,7 @@
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pipeline.h"
+#include "sluicectl_db.h"
 #include "sluicectl_lag.h"
 #include "sluicectl_schema.h"
 #include "validate.h"
@@ -33,6 +35,10 @@ static const char usage[] =
     "  config reference         print the pipeline file's keys as Markdown\n"
     "  topics create [--timeout DURATION]\n"
     "                           create every topic the pipeline implies (idempotent)\n"
+    "  db migrate [--dry-run] [--dir DIR] [--ahead DAYS]\n"
+    "                           apply pending SQL migrations (idempotent), make partitions\n"
+    "  db partitions [--ahead DAYS] [--retain DAYS]\n"
+    "                           create coming audit partitions, drop those older than DAYS\n"
     "  lag [--stage STAGE] [--json]\n"
     "                           consumer lag per stage, topic and partition, from the broker\n"
     "  schema check [--map URI-PREFIX=DIR]... [--assert-formats] SCHEMA INSTANCE...\n"
@@ -165,6 +171,8 @@ int main(int argc, char **argv)
         sl_pipeline_write_reference(stdout);
         return EXIT_SUCCESS;
     }
+    if (nargs >= 2 && strcmp(args[0], "db") == 0)
+        return sluicectl_db(config, nargs - 1, args + 1);
     if (nargs >= 1 && strcmp(args[0], "lag") == 0)
         return cmd_lag(config, nargs, args);
     if (nargs >= 2 && strcmp(args[0], "schema") == 0 && strcmp(args[1], "check") == 0)

@@ -44,6 +44,8 @@ fi
 
 "$bin/sluicectl" config check "$config"
 "$bin/sluicectl" --config "$config" topics create
+# The audit database's schema (idempotent) and its coming daily partitions.
+"$bin/sluicectl" --config "$config" db migrate
 
 # start NAME ARGS...: runs build/bin/NAME in the background unless it already runs.
 start() {
