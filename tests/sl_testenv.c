@@ -175,6 +175,12 @@ static void on_test_report(void *opaque, int32_t partition, int64_t offset,
 
 void sl_testenv_produce_event(const char *topic, const char *id, const char *key, const char *value)
 {
+    sl_testenv_produce_typed(topic, id, "test.event", key, value);
+}
+
+void sl_testenv_produce_typed(const char *topic, const char *id, const char *type, const char *key,
+                              const char *value)
+{
     struct sl_kafka_settings s;
     struct sl_err err;
     struct sl_ce ce;
@@ -186,7 +192,8 @@ void sl_testenv_produce_event(const char *topic, const char *id, const char *key
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
     SL_REQUIRE(sl_ce_set(&ce, "specversion", "1.0", &err) == 0 &&
                sl_ce_set(&ce, "id", id, &err) == 0 && sl_ce_set(&ce, "source", "test", &err) == 0 &&
-               sl_ce_set(&ce, "type", "test.event", &err) == 0 &&
+               sl_ce_set(&ce, "type", type, &err) == 0 &&
+               sl_ce_set(&ce, "datacontenttype", "application/json", &err) == 0 &&
                sl_ce_to_headers(&ce, hdrs, &err) == 0);
     SL_REQUIRE(
         sl_producer_send(p, topic, key, strlen(key), value, strlen(value), hdrs, &done, &err) == 0);

@@ -49,6 +49,9 @@ int sl_testenv_stop(pid_t pid, int sig, int timeout_ms);
 /* Produces a CloudEvent (id, source "test", type "test.event") to `topic`; waits for the ack. */
 void sl_testenv_produce_event(const char *topic, const char *id, const char *key,
                               const char *value);
+/* The same with a type of the caller's and content type application/json. */
+void sl_testenv_produce_typed(const char *topic, const char *id, const char *type, const char *key,
+                              const char *value);
 
 /* A TCP port that was free a moment ago on 127.0.0.1 (for a child's listener). */
 int sl_testenv_free_port(void);

@@ -1,0 +1,7 @@
+#include "route.h"
+#include "worker_main.h"
+
+int main(int argc, char **argv)
+{
+    return worker_main(argc, argv, &route_stage);
+}
