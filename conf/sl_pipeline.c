@@ -61,8 +61,19 @@ static const struct sl_conf_key ingress_keys[] = {
     {"idle_timeout", SL_CK_DURATION, "15s",
      "A connection silent for this long is closed (slow clients cannot hold slots).", NULL, 1000,
      3600000},
+    {"read_timeout", SL_CK_DURATION, "10s",
+     "Time a client has to send a request's headers, and again its body, however it trickles "
+     "them; past it the connection is closed (the slowloris guard).",
+     NULL, 1000, 3600000},
     {"max_connections", SL_CK_INT, "1000", "Open connections at most.", NULL, 1, 100000},
-    {"threads", SL_CK_INT, "2", "HTTP worker threads.", NULL, 1, 64},
+    {"max_connections_per_ip", SL_CK_INT, "0",
+     "Open connections per client address at most; 0 = no limit (behind a load balancer every "
+     "client has its address).",
+     NULL, 0, 100000},
+    {"threads", SL_CK_INT, "2",
+     "HTTP worker threads (at least 2: libmicrohttpd 0.9.75's single-thread mode stalls "
+     "replies when many connections are open).",
+     NULL, 2, 64},
     {NULL},
 };
 

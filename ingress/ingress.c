@@ -1,0 +1,1067 @@
+/*
+ * ingress: see ingress.h for the request life, the slow-client guard and the stop sequence.
+ *
+ * Threads and what they touch:
+ *   connection threads (libmicrohttpd pool)  on_access, on_completed, on_connection: one
+ *        request at a time per connection; a struct request belongs to its connection thread
+ *        except between suspend and resume, when it belongs to the delivery report.
+ *   producer poller (sl_kafka)               on_delivery: fills the request's result, then
+ *        resumes the connection and never touches the request again (it may be freed at once).
+ *   keeper                                   read deadlines, Kafka probe, gauges.
+ *   the caller of ingress_stop               the stop sequence.
+ *
+ * The gate (a rwlock) orders sends against the stop: a send holds it for reading; the stop
+ * takes it for writing to close the producer to new records, so no record can be queued after
+ * the final flush and no connection can be suspended when the daemon stops (which libmicrohttpd
+ * forbids).
+ */
+#include "ingress.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cehttp.h"
+#include "envelope.h"
+#include "reply.h"
+#include "sl_addr.h"
+#include "sl_log.h"
+#include "sl_pipeline.h"
+
+#define UNKNOWN_SOURCE  "_unknown" /* metrics label for requests outside any source */
+#define DRAIN_GRACE_MS  2000       /* after the deadlines, for the last replies to go out */
+#define DRAIN_POLL_MS   20
+#define CLIENT_ADDR_MAX 64
+
+static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 503};
+#define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
+
+enum req_state { REQ_READING = 0, REQ_WAITING, REQ_DONE };
+
+/* Why a request got its 503, for the reply and the log. */
+enum unavailable { UNAV_KAFKA = 0, UNAV_QUEUE_FULL, UNAV_STOPPING, UNAV_INTERNAL };
+
+/* One per TCP connection (libmicrohttpd's socket context): the keeper's view of it. */
+struct conn_slot {
+    struct conn_slot *prev, *next;
+    int fd;
+    _Atomic int64_t deadline_ms; /* monotonic; 0 while the server, not the client, is due */
+    char client[CLIENT_ADDR_MAX];
+};
+
+struct source_stats {
+    sl_series_t *requests[N_STATUSES];
+    sl_series_t *bytes;
+    sl_series_t *latency;
+};
+
+struct request {
+    ingress_t *ing;
+    struct MHD_Connection *conn;
+    struct conn_slot *slot;
+    const source_t *src;
+    struct source_stats *stats;
+    int64_t started_ns;
+    /* body */
+    char *body;
+    size_t len, cap;
+    size_t discarded; /* bytes read past max_body_bytes */
+    bool too_large, no_memory;
+    /* result: written by the delivery report before it resumes the connection */
+    _Atomic int state;
+    bool delivered;
+    enum unavailable why;
+    int64_t produced_ns;
+    char *id;
+    char kafka_error[160];
+};
+
+struct ingress {
+    struct ingress_settings s;
+    struct sl_kafka_settings kafka;
+    const source_set_t *sources;
+    char topic[SL_TOPIC_NAME_MAX];
+    sl_producer_t *producer;
+    pthread_rwlock_t gate;
+    bool gate_closed; /* under gate (write) */
+    struct MHD_Daemon *daemon;
+    MHD_socket listen_fd; /* ours once quiesced */
+    int port;
+
+    /* metrics */
+    struct source_stats *stats; /* one per source, then one for UNKNOWN_SOURCE */
+    sl_series_t *in_flight_gauge, *queue_gauge, *conn_gauge, *slow_dropped;
+    sl_series_t *delivery_ok, *delivery_failed;
+
+    /* prebuilt replies, shared by every request (libmicrohttpd counts references) */
+    struct MHD_Response *r_not_found, *r_method, *r_too_large, *r_media, *r_batch;
+    struct MHD_Response *r_unavailable[UNAV_INTERNAL + 1];
+
+    atomic_bool stopping, stopped, kafka_ok;
+    atomic_long in_flight; /* requests with a context: body read, or waiting for Kafka */
+    atomic_long waiting;   /* suspended requests whose delivery report has not resumed them */
+    atomic_long connections;
+
+    pthread_mutex_t slots_lock;
+    struct conn_slot *slots;
+
+    pthread_t keeper;
+    bool keeper_running;
+    pthread_mutex_t keeper_lock;
+    pthread_cond_t keeper_cond;
+    bool keeper_stop;
+};
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+    return now_ns() / 1000000;
+}
+
+static size_t status_index(unsigned status)
+{
+    for (size_t i = 0; i < N_STATUSES; i++)
+        if (statuses[i] == status)
+            return i;
+    return N_STATUSES - 1; /* only 503 is left: every other status is in the table */
+}
+
+static const char *lookup_header(void *opaque, const char *name)
+{
+    return MHD_lookup_connection_value(opaque, MHD_HEADER_KIND, name);
+}
+
+static struct conn_slot *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+static void slot_deadline(struct conn_slot *slot, int64_t deadline_ms)
+{
+    if (slot)
+        atomic_store_explicit(&slot->deadline_ms, deadline_ms, memory_order_relaxed);
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    snprintf(out, size, "?");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+}
+
+static void update_in_flight(ingress_t *ing, long delta)
+{
+    long n = atomic_fetch_add(&ing->in_flight, delta) + delta;
+    sl_series_set(ing->in_flight_gauge, (double)n);
+}
+
+/* ---- replies -------------------------------------------------------------------------------- */
+
+static struct MHD_Response *json_response(const char *body, size_t len,
+                                          enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
+    if (r &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* A fixed error reply, built once. `extra_name`/`extra_value` add one header (may be NULL). */
+static struct MHD_Response *error_response(const char *error, const char *detail,
+                                           const char *extra_name, const char *extra_value)
+{
+    char body[REPLY_ERROR_MAX];
+    size_t len = reply_error_json(body, sizeof(body), error, detail);
+    struct MHD_Response *r = json_response(body, len, MHD_RESPMEM_MUST_COPY);
+    if (r && extra_name && MHD_add_response_header(r, extra_name, extra_value) != MHD_YES) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    return r;
+}
+
+static void count(struct source_stats *st, unsigned status, int64_t started_ns)
+{
+    sl_series_add(st->requests[status_index(status)], 1);
+    sl_series_observe(st->latency, (double)(now_ns() - started_ns) / 1e9);
+}
+
+/* Queues `resp` (not consumed) and accounts for the request. */
+static enum MHD_Result answer(struct MHD_Connection *conn, struct source_stats *st, unsigned status,
+                              int64_t started_ns, struct MHD_Response *resp)
+{
+    count(st, status, started_ns);
+    if (!resp)
+        return MHD_NO; /* a prebuilt reply could not be made: drop the connection */
+    return MHD_queue_response(conn, status, resp);
+}
+
+/* One log line for a rejected request: status, code, source, client, reason. */
+static void log_rejected(struct MHD_Connection *conn, const char *source, unsigned status,
+                         const char *code, const char *detail)
+{
+    enum sl_log_level level = status >= 500 ? SL_LOG_WARN : SL_LOG_INFO;
+    if (!sl_log_enabled(level))
+        return;
+    char client[CLIENT_ADDR_MAX];
+    client_address(conn, client, sizeof(client));
+    sl_log(level, NULL, "rejected: status=%u error=%s source=%s client=%s detail=%s", status, code,
+           source, client, detail);
+}
+
+/* A reply built for this request (its detail varies), logged as a rejection. */
+static enum MHD_Result reject(struct MHD_Connection *conn, struct source_stats *st,
+                              const char *source, int64_t started_ns, unsigned status,
+                              const char *code, const char *detail)
+{
+    char body[REPLY_ERROR_MAX];
+    size_t len = reply_error_json(body, sizeof(body), code, detail);
+    struct MHD_Response *r = json_response(body, len, MHD_RESPMEM_MUST_COPY);
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%d", INGRESS_RETRY_AFTER_S);
+    if (r && status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    log_rejected(conn, source, status, code, detail);
+    enum MHD_Result rc = answer(conn, st, status, started_ns, r);
+    if (r)
+        MHD_destroy_response(r);
+    return rc;
+}
+
+/* A prebuilt reply, logged as a rejection. */
+static enum MHD_Result reject_fixed(struct MHD_Connection *conn, struct source_stats *st,
+                                    const char *source, int64_t started_ns, unsigned status,
+                                    const char *code, const char *detail, struct MHD_Response *resp)
+{
+    log_rejected(conn, source, status, code, detail);
+    return answer(conn, st, status, started_ns, resp);
+}
+
+static const char *const unavailable_detail[] = {
+    [UNAV_KAFKA] = "the event could not be written to Kafka in time; retry later",
+    [UNAV_QUEUE_FULL] = "the Kafka producer queue is full; retry later",
+    [UNAV_STOPPING] = "this instance is shutting down; retry",
+    [UNAV_INTERNAL] = "internal error (out of memory); retry later",
+};
+
+static enum MHD_Result reject_unavailable(ingress_t *ing, struct MHD_Connection *conn,
+                                          struct source_stats *st, const char *source,
+                                          int64_t started_ns, enum unavailable why,
+                                          const char *log_detail)
+{
+    const char *code = why == UNAV_STOPPING   ? REPLY_SHUTTING_DOWN
+                       : why == UNAV_INTERNAL ? REPLY_INTERNAL
+                                              : REPLY_KAFKA_UNAVAILABLE;
+    return reject_fixed(conn, st, source, started_ns, MHD_HTTP_SERVICE_UNAVAILABLE, code,
+                        log_detail ? log_detail : unavailable_detail[why], ing->r_unavailable[why]);
+}
+
+/* ---- the delivery report -------------------------------------------------------------------- */
+
+static void on_delivery(void *opaque, int32_t partition, int64_t offset, const struct sl_err *err)
+{
+    struct request *req = opaque;
+    ingress_t *ing = req->ing;
+    double secs = (double)(now_ns() - req->produced_ns) / 1e9;
+    (void)partition, (void)offset;
+    req->delivered = !err;
+    if (err) {
+        req->why = UNAV_KAFKA;
+        snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
+                 (int)sizeof(req->kafka_error) - 1, err->msg);
+    }
+    sl_series_observe(err ? ing->delivery_failed : ing->delivery_ok, secs);
+    atomic_store_explicit(&req->state, REQ_DONE, memory_order_release);
+    /* From here on the request belongs to its connection thread again. */
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&ing->waiting, 1);
+}
+
+/* ---- the request path ----------------------------------------------------------------------- */
+
+/* Names that may be echoed in a 404: the source-name alphabet only. */
+static bool echoable(const char *name)
+{
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            return false;
+    return n >= 1 && n <= 100;
+}
+
+static enum MHD_Result on_headers(ingress_t *ing, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
+{
+    int64_t started = now_ns();
+    struct conn_slot *slot = slot_of(conn);
+    struct source_stats *st = &ing->stats[source_set_count(ing->sources)]; /* unknown */
+    size_t plen = strlen(INGRESS_EVENTS_PATH), index;
+
+    if (strncmp(url, INGRESS_EVENTS_PATH, plen) != 0)
+        return reject_fixed(conn, st, UNKNOWN_SOURCE, started, MHD_HTTP_NOT_FOUND, REPLY_NOT_FOUND,
+                            "no such path", ing->r_not_found);
+    const char *name = url + plen;
+    const source_t *src = source_set_find(ing->sources, name, &index);
+    if (!src) {
+        char detail[160];
+        if (echoable(name))
+            snprintf(detail, sizeof(detail), "no source named '%s' is configured", name);
+        else
+            snprintf(detail, sizeof(detail), "no source by that name is configured");
+        return reject(conn, st, UNKNOWN_SOURCE, started, MHD_HTTP_NOT_FOUND, REPLY_UNKNOWN_SOURCE,
+                      detail);
+    }
+    name = source_name(src);
+    st = &ing->stats[index];
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return reject_fixed(conn, st, name, started, MHD_HTTP_METHOD_NOT_ALLOWED, REPLY_METHOD,
+                            "use POST", ing->r_method);
+    if (atomic_load(&ing->stopping))
+        return reject_unavailable(ing, conn, st, name, started, UNAV_STOPPING, NULL);
+
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long content_length = cl ? strtoull(cl, NULL, 10) : 0;
+    if (content_length > ing->s.max_body_bytes)
+        return reject_fixed(conn, st, name, started, MHD_HTTP_CONTENT_TOO_LARGE, REPLY_TOO_LARGE,
+                            "Content-Length over the limit", ing->r_too_large);
+    enum cehttp_media media = cehttp_media_of(
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+    if (media == CEHTTP_MEDIA_OTHER || media == CEHTTP_MEDIA_BATCH)
+        return reject_fixed(
+            conn, st, name, started, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, REPLY_MEDIA_TYPE,
+            media == CEHTTP_MEDIA_BATCH ? "CloudEvents batch mode" : "Content-Type is not JSON",
+            media == CEHTTP_MEDIA_BATCH ? ing->r_batch : ing->r_media);
+    /* An API key needs no body: refuse a bad one before reading it. */
+    if (source_scheme(src) == VERIFY_API_KEY) {
+        const char *reason = NULL;
+        int rc =
+            verify_check(source_verifier(src), lookup_header, conn, NULL, 0, time(NULL), &reason);
+        if (rc == VERIFY_REJECTED)
+            return reject(conn, st, name, started, MHD_HTTP_UNAUTHORIZED, REPLY_UNAUTHORIZED,
+                          reason);
+        if (rc != VERIFY_OK)
+            return reject_unavailable(ing, conn, st, name, started, UNAV_INTERNAL, reason);
+    }
+
+    struct request *req = calloc(1, sizeof(*req));
+    if (!req)
+        return reject_unavailable(ing, conn, st, name, started, UNAV_INTERNAL, NULL);
+    atomic_init(&req->state, REQ_READING);
+    req->ing = ing;
+    req->conn = conn;
+    req->slot = slot;
+    req->src = src;
+    req->stats = st;
+    req->started_ns = started;
+    /* Sized by Content-Length when there is one (it is within the limit), so the body is
+     * copied once; a chunked body starts small and doubles. */
+    req->cap = content_length ? (size_t)content_length : INGRESS_BODY_START;
+    /* The body has read_timeout to arrive, however it trickles. */
+    slot_deadline(slot, started / 1000000 + ing->s.read_timeout_ms);
+    update_in_flight(ing, 1);
+    *con_cls = req;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_body_chunk(struct request *req, const char *data, size_t size)
+{
+    ingress_t *ing = req->ing;
+    sl_series_add(req->stats->bytes, (double)size);
+    if (!req->too_large && req->len + size > ing->s.max_body_bytes)
+        req->too_large = true;
+    if (req->too_large || req->no_memory) {
+        req->discarded += size;
+        if (req->discarded > INGRESS_DISCARD_MAX) {
+            log_rejected(req->conn, source_name(req->src), MHD_HTTP_CONTENT_TOO_LARGE,
+                         REPLY_TOO_LARGE, "body far over the limit: connection dropped");
+            count(req->stats, MHD_HTTP_CONTENT_TOO_LARGE, req->started_ns);
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (!req->body || req->len + size > req->cap) {
+        size_t cap = req->cap;
+        while (cap < req->len + size)
+            cap *= 2;
+        if (cap > ing->s.max_body_bytes)
+            cap = ing->s.max_body_bytes;
+        char *body = realloc(req->body, cap);
+        if (!body) {
+            req->no_memory = true;
+            req->discarded += size;
+            return MHD_YES;
+        }
+        req->body = body;
+        req->cap = cap;
+    }
+    memcpy(req->body + req->len, data, size);
+    req->len += size;
+    return MHD_YES;
+}
+
+struct ce_headers {
+    struct cehttp_header h[INGRESS_CE_HEADERS_MAX];
+    size_t n;
+    bool overflow;
+};
+
+static enum MHD_Result collect_ce(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct ce_headers *c = cls;
+    (void)kind;
+    if (strncasecmp(key, CEHTTP_HEADER_PREFIX, strlen(CEHTTP_HEADER_PREFIX)) != 0)
+        return MHD_YES;
+    if (c->n == INGRESS_CE_HEADERS_MAX) {
+        c->overflow = true;
+        return MHD_NO;
+    }
+    c->h[c->n++] = (struct cehttp_header){key, value ? value : ""};
+    return MHD_YES;
+}
+
+/* Suspends the connection and queues the record; the delivery report resumes it. */
+static void produce(ingress_t *ing, struct request *req, struct envelope *env,
+                    rd_kafka_headers_t *hdrs)
+{
+    struct sl_err err;
+    int rc = -1;
+    atomic_store(&req->state, REQ_WAITING);
+    atomic_fetch_add(&ing->waiting, 1);
+    /* Suspend before producing: the report may come on the poller thread before this returns,
+     * and resuming a connection that is not suspended is undefined. */
+    MHD_suspend_connection(req->conn);
+    req->produced_ns = now_ns();
+    pthread_rwlock_rdlock(&ing->gate);
+    bool closed = ing->gate_closed;
+    if (!closed)
+        rc = sl_producer_send(ing->producer, ing->topic, env->key, env->key_len, env->value,
+                              env->value_len, hdrs, req, &err);
+    pthread_rwlock_unlock(&ing->gate);
+    if (rc == 0)
+        return;
+    rd_kafka_headers_destroy(hdrs);
+    req->why = closed ? UNAV_STOPPING : UNAV_QUEUE_FULL;
+    if (!closed)
+        snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
+                 (int)sizeof(req->kafka_error) - 1, err.msg);
+    atomic_store(&req->state, REQ_DONE);
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&ing->waiting, 1);
+}
+
+static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
+{
+    struct MHD_Connection *conn = req->conn;
+    const char *name = source_name(req->src);
+    slot_deadline(req->slot, 0); /* the client is done; the server is due now */
+
+    if (req->too_large)
+        return reject_fixed(conn, req->stats, name, req->started_ns, MHD_HTTP_CONTENT_TOO_LARGE,
+                            REPLY_TOO_LARGE, "body over the limit", ing->r_too_large);
+    if (req->no_memory)
+        return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
+                                  NULL);
+    if (source_scheme(req->src) != VERIFY_API_KEY) {
+        const char *reason = NULL;
+        int rc = verify_check(source_verifier(req->src), lookup_header, conn, req->body, req->len,
+                              time(NULL), &reason);
+        if (rc == VERIFY_REJECTED)
+            return reject(conn, req->stats, name, req->started_ns, MHD_HTTP_UNAUTHORIZED,
+                          REPLY_UNAUTHORIZED, reason);
+        if (rc != VERIFY_OK)
+            return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
+                                      reason);
+    }
+
+    struct ce_headers ce = {.n = 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_ce, &ce);
+    if (ce.overflow) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "more than %d ce- headers", INGRESS_CE_HEADERS_MAX);
+        return reject(conn, req->stats, name, req->started_ns, MHD_HTTP_BAD_REQUEST,
+                      REPLY_INVALID_EVENT, detail);
+    }
+    struct envelope_request rq = {
+        .source = req->src,
+        .content_type =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .traceparent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
+        .headers = ce.h,
+        .n_headers = ce.n,
+        .header = lookup_header,
+        .header_opaque = conn,
+        .body = req->body,
+        .body_len = req->len,
+    };
+    clock_gettime(CLOCK_REALTIME, &rq.received);
+    struct envelope env;
+    struct sl_err err;
+    const char *code = NULL;
+    int status = envelope_build(&rq, &env, &code, &err);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
+                                  err.msg);
+    if (status != 0)
+        return reject(conn, req->stats, name, req->started_ns, (unsigned)status, code, err.msg);
+
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(env.ce.n);
+    if (sl_ce_to_headers(&env.ce, hdrs, &err) != 0 || !(req->id = strdup(env.id))) {
+        rd_kafka_headers_destroy(hdrs);
+        envelope_free(&env);
+        return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
+                                  NULL);
+    }
+    produce(ing, req, &env, hdrs);
+    envelope_free(&env); /* the producer copied key and value */
+    return MHD_YES;
+}
+
+/* The connection was resumed by the delivery report (or by produce() on a failed send). */
+static enum MHD_Result on_result(ingress_t *ing, struct request *req)
+{
+    const char *name = source_name(req->src);
+    if (!req->delivered)
+        return reject_unavailable(ing, req->conn, req->stats, name, req->started_ns, req->why,
+                                  req->kafka_error[0] ? req->kafka_error : NULL);
+    size_t len;
+    char *body = reply_accepted_json(req->id, &len);
+    struct MHD_Response *r = body ? json_response(body, len, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        /* The record is in Kafka but the 202 cannot be built: the client retries and dedup
+         * downstream (by the idempotency key) absorbs the copy. */
+        free(body);
+        return reject_unavailable(ing, req->conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
+                                  "could not build the 202 reply");
+    }
+    sl_log(SL_LOG_DEBUG, req->id, "accepted: source=%s bytes=%zu", name, req->len);
+    enum MHD_Result rc = answer(req->conn, req->stats, MHD_HTTP_ACCEPTED, req->started_ns, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    ingress_t *ing = cls;
+    struct request *req = *con_cls;
+    (void)version;
+    if (!req)
+        return on_headers(ing, conn, url, method, con_cls);
+    if (*upload_data_size) {
+        enum MHD_Result rc = on_body_chunk(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc;
+    }
+    switch (atomic_load_explicit(&req->state, memory_order_acquire)) {
+    case REQ_READING:
+        return on_body_complete(ing, req);
+    case REQ_DONE:
+        return on_result(ing, req);
+    default: /* not called while suspended */
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    ingress_t *ing = cls;
+    struct request *req = *con_cls;
+    (void)toe;
+    /* The next request on this connection must have its headers in within idle_timeout (a
+     * silent client) plus read_timeout (a trickling one). */
+    slot_deadline(slot_of(conn), now_ms() + ing->s.idle_timeout_ms + ing->s.read_timeout_ms);
+    if (!req)
+        return;
+    free(req->body);
+    free(req->id);
+    free(req);
+    *con_cls = NULL;
+    update_in_flight(ing, -1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    ingress_t *ing = cls;
+    struct conn_slot *slot = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        atomic_fetch_add(&ing->connections, 1);
+        /* Without a slot the connection still has libmicrohttpd's idle timeout. */
+        if (!info || !(slot = calloc(1, sizeof(*slot))))
+            return;
+        slot->fd = info->connect_fd;
+        client_address(conn, slot->client, sizeof(slot->client));
+        atomic_init(&slot->deadline_ms, now_ms() + ing->s.read_timeout_ms);
+        pthread_mutex_lock(&ing->slots_lock);
+        slot->next = ing->slots;
+        if (ing->slots)
+            ing->slots->prev = slot;
+        ing->slots = slot;
+        pthread_mutex_unlock(&ing->slots_lock);
+        *socket_context = slot;
+        return;
+    }
+    atomic_fetch_sub(&ing->connections, 1);
+    if (!slot)
+        return;
+    /* Unlinked under the lock before libmicrohttpd closes the socket, so the keeper never
+     * shuts down a descriptor that another connection may have been given since. */
+    pthread_mutex_lock(&ing->slots_lock);
+    if (slot->prev)
+        slot->prev->next = slot->next;
+    else
+        ing->slots = slot->next;
+    if (slot->next)
+        slot->next->prev = slot->prev;
+    pthread_mutex_unlock(&ing->slots_lock);
+    free(slot);
+    *socket_context = NULL;
+}
+
+/* libmicrohttpd's messages. A client's connection ending early (including the ones the keeper
+ * shuts down, already logged as rejected) is routine on a public listener: debug. The rest
+ * (connection limit reached, accept or epoll failures) are warnings. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    bool client_gone = strstr(msg, "onnection") && (strstr(msg, "closed") || strstr(msg, "reset"));
+    sl_log(client_gone ? SL_LOG_DEBUG : SL_LOG_WARN, NULL, "http: %s", msg);
+}
+
+/* ---- the keeper ----------------------------------------------------------------------------- */
+
+/* Shuts down the sockets of connections past their read deadline. libmicrohttpd then sees the
+ * connection end and closes it on its own thread. The lock is held only for the sweep; the log
+ * lines (one per connection, at most REAP_LOG_MAX a tick, then a count) are written after. */
+#define REAP_LOG_MAX 16
+static void reap_slow(ingress_t *ing)
+{
+    char clients[REAP_LOG_MAX][CLIENT_ADDR_MAX];
+    size_t reaped = 0;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&ing->slots_lock);
+    for (struct conn_slot *slot = ing->slots; slot; slot = slot->next) {
+        int64_t deadline = atomic_load_explicit(&slot->deadline_ms, memory_order_relaxed);
+        if (!deadline || now <= deadline)
+            continue;
+        atomic_store(&slot->deadline_ms, 0);
+        shutdown(slot->fd, SHUT_RDWR);
+        if (reaped < REAP_LOG_MAX)
+            memcpy(clients[reaped], slot->client, CLIENT_ADDR_MAX);
+        reaped++;
+    }
+    pthread_mutex_unlock(&ing->slots_lock);
+    sl_series_add(ing->slow_dropped, (double)reaped);
+    for (size_t i = 0; i < reaped && i < REAP_LOG_MAX; i++)
+        SL_INFO("rejected: connection closed: error=read_timeout client=%s detail=request not "
+                "received within %d ms",
+                clients[i], ing->s.read_timeout_ms);
+    if (reaped > REAP_LOG_MAX)
+        SL_INFO("rejected: %zu more connections closed for the same reason", reaped - REAP_LOG_MAX);
+}
+
+static void probe_kafka(ingress_t *ing)
+{
+    bool ok = sl_kafka_reachable(sl_producer_handle(ing->producer), INGRESS_PROBE_TIMEOUT_MS);
+    bool was = atomic_exchange(&ing->kafka_ok, ok);
+    if (ok && !was)
+        SL_INFO("kafka reachable at %s", ing->kafka.brokers);
+    else if (!ok && was)
+        SL_WARN("kafka unreachable at %s: /readyz reports not ready", ing->kafka.brokers);
+}
+
+static void *keeper_main(void *arg)
+{
+    ingress_t *ing = arg;
+    int64_t next_probe = 0;
+    pthread_mutex_lock(&ing->keeper_lock);
+    while (!ing->keeper_stop) {
+        pthread_mutex_unlock(&ing->keeper_lock);
+        reap_slow(ing);
+        if (now_ms() >= next_probe) {
+            probe_kafka(ing);
+            next_probe = now_ms() + INGRESS_PROBE_INTERVAL_MS;
+        }
+        sl_series_set(ing->queue_gauge, sl_producer_outstanding(ing->producer));
+        sl_series_set(ing->conn_gauge, (double)atomic_load(&ing->connections));
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += INGRESS_KEEPER_TICK_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&ing->keeper_lock);
+        if (!ing->keeper_stop)
+            pthread_cond_timedwait(&ing->keeper_cond, &ing->keeper_lock, &until);
+    }
+    pthread_mutex_unlock(&ing->keeper_lock);
+    return NULL;
+}
+
+static void keeper_stop(ingress_t *ing)
+{
+    if (!ing->keeper_running)
+        return;
+    pthread_mutex_lock(&ing->keeper_lock);
+    ing->keeper_stop = true;
+    pthread_cond_signal(&ing->keeper_cond);
+    pthread_mutex_unlock(&ing->keeper_lock);
+    pthread_join(ing->keeper, NULL);
+    ing->keeper_running = false;
+}
+
+/* ---- settings, start, stop ------------------------------------------------------------------ */
+
+int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, struct sl_err *err)
+{
+    const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "ingress");
+    long long body, request, idle, read, conns, per_ip, threads;
+    if (sl_conf_str(conf, sec, "listen", "0.0.0.0:8080", &s->listen, err) != 0 ||
+        sl_conf_size(conf, sec, "max_body_bytes", 1024 * 1024, 1, 64 * 1024 * 1024, &body, err) !=
+            0 ||
+        sl_conf_duration_ms(conf, sec, "request_timeout", 10000, 100, 300000, &request, err) != 0 ||
+        sl_conf_duration_ms(conf, sec, "idle_timeout", 15000, 1000, 3600000, &idle, err) != 0 ||
+        sl_conf_duration_ms(conf, sec, "read_timeout", 10000, 1000, 3600000, &read, err) != 0 ||
+        sl_conf_int(conf, sec, "max_connections", 1000, 1, 100000, &conns, err) != 0 ||
+        sl_conf_int(conf, sec, "max_connections_per_ip", 0, 0, 100000, &per_ip, err) != 0 ||
+        sl_conf_int(conf, sec, "threads", 2, 2, 64, &threads, err) != 0)
+        return -1;
+    s->max_body_bytes = (size_t)body;
+    s->request_timeout_ms = (int)request;
+    s->idle_timeout_ms = (int)idle;
+    s->read_timeout_ms = (int)read;
+    s->max_connections = (unsigned)conns;
+    s->max_connections_per_ip = (unsigned)per_ip;
+    s->threads = (unsigned)threads;
+    return 0;
+}
+
+static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
+{
+    static const char *const by_source_status[] = {"source", "status", NULL};
+    static const char *const by_source[] = {"source", NULL};
+    static const char *const by_result[] = {"result", NULL};
+    static const char *const by_reason[] = {"reason", NULL};
+    sl_metric_t *requests =
+        sl_metrics_counter(m, "sluice_ingress_requests_total",
+                           "HTTP requests answered, by source and status.", by_source_status);
+    sl_metric_t *bytes = sl_metrics_counter(m, "sluice_ingress_request_bytes_total",
+                                            "Request body bytes received, by source.", by_source);
+    sl_metric_t *latency =
+        sl_metrics_histogram(m, "sluice_ingress_request_seconds",
+                             "Time from a request's headers to its answer being queued, by source.",
+                             by_source, sl_metrics_latency_buckets, sl_metrics_latency_buckets_n);
+    sl_metric_t *in_flight =
+        sl_metrics_gauge(m, "sluice_ingress_requests_in_flight",
+                         "Requests being read or waiting for Kafka's acknowledgement.", NULL);
+    sl_metric_t *delivery = sl_metrics_histogram(
+        m, "sluice_ingress_kafka_delivery_seconds",
+        "Time from producing a record to its delivery report, by result (ok, error).", by_result,
+        sl_metrics_latency_buckets, sl_metrics_latency_buckets_n);
+    sl_metric_t *queue =
+        sl_metrics_gauge(m, "sluice_ingress_producer_queue_depth",
+                         "Records queued in the producer, not yet reported.", NULL);
+    sl_metric_t *conns =
+        sl_metrics_gauge(m, "sluice_ingress_connections", "Open client connections.", NULL);
+    sl_metric_t *dropped = sl_metrics_counter(
+        m, "sluice_ingress_connections_dropped_total",
+        "Connections closed by the server before a request arrived, by reason.", by_reason);
+    if (!requests || !bytes || !latency || !in_flight || !delivery || !queue || !conns || !dropped)
+        return sl_err_set(err, SL_ERR_NOMEM, "cannot register the ingress metrics");
+
+    size_t n = source_set_count(ing->sources);
+    ing->stats = calloc(n + 1, sizeof(*ing->stats));
+    if (!ing->stats)
+        return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+    /* Every series is made now, so a request only ever follows pointers. */
+    for (size_t i = 0; i <= n; i++) {
+        const char *name = i < n ? source_name(source_set_item(ing->sources, i)) : UNKNOWN_SOURCE;
+        for (size_t j = 0; j < N_STATUSES; j++) {
+            char status[8];
+            snprintf(status, sizeof(status), "%u", statuses[j]);
+            ing->stats[i].requests[j] =
+                sl_metric_series(requests, (const char *const[]){name, status});
+        }
+        ing->stats[i].bytes = sl_metric_series(bytes, (const char *const[]){name});
+        ing->stats[i].latency = sl_metric_series(latency, (const char *const[]){name});
+    }
+    ing->in_flight_gauge = sl_metric_series(in_flight, NULL);
+    ing->delivery_ok = sl_metric_series(delivery, (const char *const[]){"ok"});
+    ing->delivery_failed = sl_metric_series(delivery, (const char *const[]){"error"});
+    ing->queue_gauge = sl_metric_series(queue, NULL);
+    ing->conn_gauge = sl_metric_series(conns, NULL);
+    ing->slow_dropped = sl_metric_series(dropped, (const char *const[]){"read_timeout"});
+    return 0;
+}
+
+static int make_responses(ingress_t *ing, struct sl_err *err)
+{
+    char retry[16], detail[160];
+    snprintf(retry, sizeof(retry), "%d", INGRESS_RETRY_AFTER_S);
+    snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", ing->s.max_body_bytes);
+    ing->r_not_found = error_response(REPLY_NOT_FOUND,
+                                      "POST events to " INGRESS_EVENTS_PATH "<source>", NULL, NULL);
+    ing->r_method = error_response(REPLY_METHOD, "use POST", MHD_HTTP_HEADER_ALLOW, "POST");
+    ing->r_too_large = error_response(REPLY_TOO_LARGE, detail, NULL, NULL);
+    ing->r_media = error_response(REPLY_MEDIA_TYPE,
+                                  "Content-Type must be application/json, application/*+json "
+                                  "or application/cloudevents+json",
+                                  NULL, NULL);
+    ing->r_batch = error_response(REPLY_MEDIA_TYPE,
+                                  "CloudEvents batch mode is not supported: send one event per "
+                                  "request",
+                                  NULL, NULL);
+    ing->r_unavailable[UNAV_KAFKA] =
+        error_response(REPLY_KAFKA_UNAVAILABLE, unavailable_detail[UNAV_KAFKA],
+                       MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    ing->r_unavailable[UNAV_QUEUE_FULL] =
+        error_response(REPLY_KAFKA_UNAVAILABLE, unavailable_detail[UNAV_QUEUE_FULL],
+                       MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    ing->r_unavailable[UNAV_INTERNAL] = error_response(
+        REPLY_INTERNAL, unavailable_detail[UNAV_INTERNAL], MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    /* Stopping: also close the connection, so the client's next try goes to another instance. */
+    ing->r_unavailable[UNAV_STOPPING] = error_response(
+        REPLY_SHUTTING_DOWN, unavailable_detail[UNAV_STOPPING], MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    if (ing->r_unavailable[UNAV_STOPPING] &&
+        MHD_add_response_header(ing->r_unavailable[UNAV_STOPPING], MHD_HTTP_HEADER_CONNECTION,
+                                "close") != MHD_YES) {
+        MHD_destroy_response(ing->r_unavailable[UNAV_STOPPING]);
+        ing->r_unavailable[UNAV_STOPPING] = NULL;
+    }
+    if (!ing->r_not_found || !ing->r_method || !ing->r_too_large || !ing->r_media ||
+        !ing->r_batch || !ing->r_unavailable[UNAV_KAFKA] || !ing->r_unavailable[UNAV_QUEUE_FULL] ||
+        !ing->r_unavailable[UNAV_INTERNAL] || !ing->r_unavailable[UNAV_STOPPING])
+        return sl_err_set(err, SL_ERR_NOMEM, "cannot build the fixed replies");
+    return 0;
+}
+
+static int start_daemon(ingress_t *ing, struct sl_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (sl_addr_parse(ing->s.listen, &ss, &len, err) != 0) {
+        sl_err_prefix(err, "ingress.listen");
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned idle_s = (unsigned)((ing->s.idle_timeout_ms + 999) / 1000);
+    /* The logger comes first, so that libmicrohttpd reports even option errors through it. */
+    ing->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, ing, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ing,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, ing->s.threads,
+        MHD_OPTION_CONNECTION_LIMIT, ing->s.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        ing->s.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)INGRESS_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ing, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        ing, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!ing->daemon)
+        return sl_err_set(err, SL_ERR_IO, "cannot listen on %s (address in use?)", ing->s.listen);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(ing->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    ing->port = info ? sl_addr_bound_port(info->listen_fd) : -1;
+    return 0;
+}
+
+ingress_t *ingress_start(const struct ingress_settings *settings,
+                         const struct sl_kafka_settings *kafka, const source_set_t *sources,
+                         sl_metrics_t *metrics, struct sl_err *err)
+{
+    ingress_t *ing = calloc(1, sizeof(*ing));
+    if (!ing) {
+        sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    ing->s = *settings;
+    ing->kafka = *kafka;
+    ing->sources = sources;
+    ing->listen_fd = MHD_INVALID_SOCKET;
+    pthread_rwlock_init(&ing->gate, NULL);
+    pthread_mutex_init(&ing->slots_lock, NULL);
+    pthread_mutex_init(&ing->keeper_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ing->keeper_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    /* The delivery report must come before the request deadline: the record's own deadline is
+     * the shorter of the two. */
+    struct sl_kafka_settings ks = *kafka;
+    if (ks.produce_timeout_ms > settings->request_timeout_ms)
+        ks.produce_timeout_ms = settings->request_timeout_ms;
+    if (sl_kafka_topic_name(kafka, SL_TOPIC_INGRESS, ing->topic, sizeof(ing->topic)) != 0) {
+        sl_err_set(err, SL_ERR_CONFIG, "kafka.topic_prefix is too long");
+        goto fail;
+    }
+    if (make_metrics(ing, metrics, err) != 0 || make_responses(ing, err) != 0)
+        goto fail;
+    ing->producer = sl_producer_new(&ks, "sluice-ingress", on_delivery, err);
+    if (!ing->producer || sl_producer_start_poller(ing->producer, err) != 0 ||
+        start_daemon(ing, err) != 0)
+        goto fail;
+    if (pthread_create(&ing->keeper, NULL, keeper_main, ing) != 0) {
+        sl_err_set(err, SL_ERR_INTERNAL, "cannot start the housekeeping thread");
+        goto fail;
+    }
+    ing->keeper_running = true;
+    return ing;
+fail:
+    ingress_destroy(ing);
+    return NULL;
+}
+
+int ingress_port(const ingress_t *ing)
+{
+    return ing->port;
+}
+
+const char *ingress_topic(const ingress_t *ing)
+{
+    return ing->topic;
+}
+
+bool ingress_ready(void *opaque, char *why, size_t why_size)
+{
+    ingress_t *ing = opaque;
+    if (atomic_load(&ing->stopping)) {
+        snprintf(why, why_size, "shutting down");
+        return false;
+    }
+    if (!atomic_load(&ing->kafka_ok)) {
+        snprintf(why, why_size, "Kafka unreachable at %s", ing->kafka.brokers);
+        return false;
+    }
+    return true;
+}
+
+/* Waits until *counter is 0 or the deadline (monotonic ms) passes; returns what is left. */
+static long wait_zero(atomic_long *counter, int64_t deadline_ms)
+{
+    long n;
+    while ((n = atomic_load(counter)) > 0 && now_ms() < deadline_ms) {
+        struct timespec ts = {0, DRAIN_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return n;
+}
+
+void ingress_stop(ingress_t *ing)
+{
+    if (atomic_exchange(&ing->stopped, true))
+        return;
+    atomic_store(&ing->stopping, true);
+    if (!ing->daemon)
+        goto producer;
+    ing->listen_fd = MHD_quiesce_daemon(ing->daemon);
+    /* The socket would still complete handshakes into its backlog, leaving new clients hanging
+     * until the stop ends; shut it down so they are refused at once and go elsewhere. The
+     * descriptor itself stays open until the daemon is stopped, as libmicrohttpd requires. */
+    if (ing->listen_fd != MHD_INVALID_SOCKET)
+        shutdown(ing->listen_fd, SHUT_RDWR);
+    SL_INFO("stopping: no new connections; %ld requests in flight", atomic_load(&ing->in_flight));
+
+    /* 1. Every request in flight gets its answer: the ones waiting for Kafka within the
+     *    request timeout, the ones still being read within the read timeout (or they are cut). */
+    int longest = ing->s.request_timeout_ms > ing->s.read_timeout_ms ? ing->s.request_timeout_ms
+                                                                     : ing->s.read_timeout_ms;
+    long left = wait_zero(&ing->in_flight, now_ms() + longest + DRAIN_GRACE_MS);
+
+    /* 2. No record is queued from now on; what is queued is delivered or reported. */
+    pthread_rwlock_wrlock(&ing->gate);
+    ing->gate_closed = true;
+    pthread_rwlock_unlock(&ing->gate);
+    struct sl_err err;
+    if (sl_producer_flush(ing->producer, ing->s.request_timeout_ms, &err) != 0) {
+        SL_ERROR("stopping: %s; failing them", err.msg);
+        rd_kafka_purge(sl_producer_handle(ing->producer),
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    }
+    /* The last reports resume their connections, which then answer. */
+    long waiting = wait_zero(&ing->waiting, now_ms() + DRAIN_GRACE_MS);
+    left = wait_zero(&ing->in_flight, now_ms() + DRAIN_GRACE_MS);
+    keeper_stop(ing);
+    if (waiting > 0) {
+        /* libmicrohttpd aborts when stopped with suspended connections; leave it to the
+         * process exit rather than crash (the reports did not come back in time). */
+        SL_ERROR("stopping: %ld requests still wait for Kafka; not stopping the HTTP daemon",
+                 waiting);
+        ing->daemon = NULL;
+    } else {
+        MHD_stop_daemon(ing->daemon);
+        ing->daemon = NULL;
+        /* Ours since the quiesce, and closed only now: a pool thread may still use it. */
+        if (ing->listen_fd != MHD_INVALID_SOCKET)
+            close(ing->listen_fd);
+        ing->listen_fd = MHD_INVALID_SOCKET;
+    }
+    if (left > 0)
+        SL_WARN("stopping: %ld requests were cut off (their clients were too slow)", left);
+    else
+        SL_INFO("stopped: every request in flight was answered");
+producer:
+    keeper_stop(ing);
+    sl_producer_destroy(ing->producer);
+    ing->producer = NULL;
+}
+
+void ingress_destroy(ingress_t *ing)
+{
+    if (!ing)
+        return;
+    ingress_stop(ing);
+    struct MHD_Response *fixed[] = {ing->r_not_found,
+                                    ing->r_method,
+                                    ing->r_too_large,
+                                    ing->r_media,
+                                    ing->r_batch,
+                                    ing->r_unavailable[UNAV_KAFKA],
+                                    ing->r_unavailable[UNAV_QUEUE_FULL],
+                                    ing->r_unavailable[UNAV_STOPPING],
+                                    ing->r_unavailable[UNAV_INTERNAL]};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (fixed[i])
+            MHD_destroy_response(fixed[i]);
+    free(ing->stats);
+    pthread_cond_destroy(&ing->keeper_cond);
+    pthread_mutex_destroy(&ing->keeper_lock);
+    pthread_mutex_destroy(&ing->slots_lock);
+    pthread_rwlock_destroy(&ing->gate);
+    free(ing);
+}

@@ -1,0 +1,90 @@
+/*
+ * source: one system that sends events (`sources.<name>` in the pipeline file, reached at
+ * POST /v1/events/<name>): how its requests are verified, and where its event id, event type
+ * and partition key are found.
+ *
+ * A field's locator is either a JSON Pointer into the body ("/data/object/customer", with ~0 for
+ * '~' and ~1 for '/') or "header:<Name>" (a request header, matched case-insensitively).
+ * Extraction rules, per field, once configured:
+ *   event_id       required in every request; a string or a number (kept as written).
+ *   event_type     required in every request; a string.
+ *   partition_key  optional per request: absent, null or "" means "none" (the caller falls back
+ *                  to the idempotency key); otherwise a string or a number.
+ * Every extracted value is non-empty, well-formed UTF-8 without control characters, and at most
+ * SOURCE_VALUE_MAX bytes, because it becomes a Kafka header or key and a log field.
+ *
+ * A source_set is every source of a pipeline file, built once at start-up (config parsing is
+ * kept apart from the code API: tests build sources directly with source_new). Sources and sets
+ * are immutable after construction and may be shared by threads.
+ */
+#ifndef SLUICE_SOURCE_H
+#define SLUICE_SOURCE_H
+
+#include <stddef.h>
+
+#include "jsonscan.h"
+#include "sl_conf.h"
+#include "sl_err.h"
+#include "verify.h"
+
+#define SOURCE_VALUE_MAX      1024 /* bytes of an extracted id, type or key */
+#define SOURCE_SET_MAX        200  /* sources in one pipeline file (metrics series per source) */
+#define SOURCE_HEADER_LOCATOR "header:"
+
+enum source_field {
+    SOURCE_EVENT_ID = 0,
+    SOURCE_EVENT_TYPE,
+    SOURCE_PARTITION_KEY,
+    SOURCE_FIELDS,
+};
+
+typedef struct source source_t;
+typedef struct source_set source_set_t;
+
+struct source_opts {
+    const char *name;                    /* the path segment; 1-100 of [A-Za-z0-9_-] */
+    struct verify_opts verify;           /* see verify.h */
+    const char *locators[SOURCE_FIELDS]; /* NULL when the field is not configured */
+};
+
+/* Copies everything it needs from opts. Fails with a message naming the field for a bad
+ * locator, and with verify_new's message for bad verification options. */
+source_t *source_new(const struct source_opts *opts, struct sl_err *err)
+    __attribute__((warn_unused_result));
+void source_destroy(source_t *src);
+
+const char *source_name(const source_t *src);
+const verify_t *source_verifier(const source_t *src);
+enum verify_scheme source_scheme(const source_t *src);
+/* "event_id", "event_type", "partition_key": the pipeline file's key for the field. */
+const char *source_field_name(enum source_field field);
+
+/* The JSON Pointers of the source's body locators, in a fixed order, for jsonscan(); returns
+ * how many (at most SOURCE_FIELDS). The hits jsonscan() gives for them are what
+ * source_extract() takes. */
+size_t source_pointers(const source_t *src, const jsonptr_t **ptrs);
+
+/* The value of `field` into out[size] (size > SOURCE_VALUE_MAX holds any value), NUL-terminated.
+ * `body`/`hits` are the scanned JSON value and the hits for source_pointers(); `header` looks up
+ * request headers. Returns 1 when found, 0 when the field is not configured (or, for
+ * partition_key, absent in this request), -1 with a one-line *err (never quoting the value)
+ * when the request does not have it as the rules above require. */
+int source_extract(const source_t *src, enum source_field field, const void *body,
+                   const struct jsonscan_hit *hits, verify_header_fn header, void *opaque,
+                   char *out, size_t size, struct sl_err *err);
+
+/* ---- the sources of a pipeline file ---- */
+
+/* Builds every source of conf's `sources` section (conf already checked by sl_pipeline_load).
+ * Errors name the file, line and key. A list of secrets may hold entries that expand to "" (a
+ * `${PREVIOUS:-}` between rotations): they are skipped. The caller owns the set. */
+source_set_t *source_set_load(const sl_conf_t *conf, struct sl_err *err)
+    __attribute__((warn_unused_result));
+void source_set_destroy(source_set_t *set);
+size_t source_set_count(const source_set_t *set);
+const source_t *source_set_item(const source_set_t *set, size_t i);
+/* The source named `name`, or NULL; *index (may be NULL) gets its position in file order, the
+ * one source_set_item() takes. */
+const source_t *source_set_find(const source_set_t *set, const char *name, size_t *index);
+
+#endif
