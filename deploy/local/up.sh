@@ -26,19 +26,22 @@ cmake -S "$SLUICE_ROOT" -B "$SLUICE_ROOT/build" -DCMAKE_BUILD_TYPE=Release > /de
 cmake --build "$SLUICE_ROOT/build" -j "$(nproc)" > "$logs/build.log" 2>&1 ||
     { tail -n 30 "$logs/build.log" >&2; die "build failed (full log: $logs/build.log)"; }
 
-# Development secrets for the example's ${VAR}s, made once and kept in .run/dev.env (never
-# committed). Source it to sign test requests the way the sources would.
+# Development secrets for the example's ${VAR}s, kept in .run/dev.env (never committed). Each
+# is made once; a variable the file lacks (a source added since) is appended. Source the file
+# to sign test requests the way the sources would.
 dev_env="$SLUICE_RUN_ROOT/dev.env"
-if [ ! -f "$dev_env" ]; then
+dev_secret() { # NAME VALUE: append unless the file has it
+    grep -q "^export $1=" "$dev_env" 2>/dev/null || echo "export $1=$2" >> "$dev_env"
+}
+(
     umask 077
-    {
-        echo "export STRIPE_WEBHOOK_SECRET=whsec_$(openssl rand -base64 24)"
-        echo "export CRM_WEBHOOK_SECRET=$(openssl rand -hex 24)"
-        echo "export CRM_CLIENT_SECRET=$(openssl rand -hex 16)"
-        echo "export CRM_SIGNING_SECRET=whsec_$(openssl rand -base64 24)"
-        echo "export WAREHOUSE_TOKEN=$(openssl rand -hex 16)"
-    } > "$dev_env"
-fi
+    dev_secret STRIPE_WEBHOOK_SECRET "whsec_$(openssl rand -base64 24)"
+    dev_secret CRM_WEBHOOK_SECRET "$(openssl rand -hex 24)"
+    dev_secret GITHUB_WEBHOOK_SECRET "$(openssl rand -hex 20)"
+    dev_secret CRM_CLIENT_SECRET "$(openssl rand -hex 16)"
+    dev_secret CRM_SIGNING_SECRET "whsec_$(openssl rand -base64 24)"
+    dev_secret WAREHOUSE_TOKEN "$(openssl rand -hex 16)"
+)
 # shellcheck disable=SC1090
 . "$dev_env"
 
