@@ -5,8 +5,8 @@
  *   sluicectl config reference         print every key of the pipeline file (Markdown)
  *   sluicectl topics create            create every topic the pipeline implies (idempotent)
  *   sluicectl lag                      consumer lag per stage, topic and partition
- *   sluicectl db migrate | partitions  the audit database's schema and partitions
  *   sluicectl schema check SCHEMA INSTANCE...   validate JSON files against a JSON Schema
+ *   sluicectl db migrate | partitions  the audit database's schema and partitions
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
  * operation failed, 2 usage error.
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "route.h"
 #include "sl_conf.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
@@ -23,6 +24,7 @@
 #include "sluicectl_db.h"
 #include "sluicectl_lag.h"
 #include "sluicectl_schema.h"
+#include "transform.h"
 #include "validate.h"
 
 #define EXIT_USAGE 2
@@ -35,14 +37,14 @@ static const char usage[] =
     "  config reference         print the pipeline file's keys as Markdown\n"
     "  topics create [--timeout DURATION]\n"
     "                           create every topic the pipeline implies (idempotent)\n"
-    "  db migrate [--dry-run] [--dir DIR] [--ahead DAYS]\n"
-    "                           apply pending SQL migrations (idempotent), make partitions\n"
-    "  db partitions [--ahead DAYS] [--retain DAYS]\n"
-    "                           create coming audit partitions, drop those older than DAYS\n"
     "  lag [--stage STAGE] [--json]\n"
     "                           consumer lag per stage, topic and partition, from the broker\n"
     "  schema check [--map URI-PREFIX=DIR]... [--assert-formats] SCHEMA INSTANCE...\n"
     "                           validate instances: exit 0 valid, 1 invalid, 2 bad schema/file\n"
+    "  db migrate [--dry-run] [--dir DIR] [--ahead DAYS]\n"
+    "                           apply pending SQL migrations (idempotent), make partitions\n"
+    "  db partitions [--ahead DAYS] [--retain DAYS]\n"
+    "                           create coming audit partitions, drop those older than DAYS\n"
     "\n"
     "options:\n"
     "  --config FILE            the pipeline file (default: $SLUICE_CONFIG)\n"
@@ -59,8 +61,10 @@ static int cmd_config_check(const char *path)
 {
     struct sl_err err;
     sl_conf_t *conf = sl_pipeline_load(path, &err);
-    /* What the stages check at start-up beyond the key table: every schema compiles. */
-    if (!conf || validate_check_config(conf, &err) != 0) {
+    /* What the stages check at start-up beyond the key table: every schema and every
+     * expression compiles. */
+    if (!conf || validate_check_config(conf, &err) != 0 ||
+        transform_check_config(conf, &err) != 0 || route_check_config(conf, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         sl_conf_destroy(conf);
         return EXIT_FAILURE;
@@ -171,12 +175,12 @@ int main(int argc, char **argv)
         sl_pipeline_write_reference(stdout);
         return EXIT_SUCCESS;
     }
-    if (nargs >= 2 && strcmp(args[0], "db") == 0)
-        return sluicectl_db(config, nargs - 1, args + 1);
     if (nargs >= 1 && strcmp(args[0], "lag") == 0)
         return cmd_lag(config, nargs, args);
     if (nargs >= 2 && strcmp(args[0], "schema") == 0 && strcmp(args[1], "check") == 0)
         return sluicectl_schema_check(nargs - 1, args + 1);
+    if (nargs >= 2 && strcmp(args[0], "db") == 0)
+        return sluicectl_db(config, nargs - 1, args + 1);
     if (nargs >= 2 && strcmp(args[0], "topics") == 0 && strcmp(args[1], "create") == 0)
         return cmd_topics_create(config, nargs - 2, args + 2);
     fputs(usage, stderr);

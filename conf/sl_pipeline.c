@@ -33,13 +33,13 @@ static const struct sl_conf_key source_keys[] = {
     {"verify", SL_CK_SECTION, NULL, "Inbound verification.", verify_keys, 0, 0, NULL, true},
     {"event_id", SL_CK_STRING, NULL,
      "Where the source's own event id is: a JSON Pointer into the body (/id) or header:Name. "
-     "It is the idempotency key for dedup."},
+     "It is the idempotency key for dedup; once set, a request without it is a 400."},
     {"event_type", SL_CK_STRING, NULL,
      "Where the event type is: a JSON Pointer or header:Name. Without it the type is "
      "<source>.event."},
     {"partition_key", SL_CK_STRING, NULL,
      "JSON Pointer or header:Name of the value that orders events (the Kafka record key). "
-     "Without it, the event id."},
+     "Without it, or when a request has none, the idempotency key."},
     {"schemas", SL_CK_STRING_MAP, NULL,
      "JSON Schema per event type (paths under schema_dir); \"*\" is the fallback."},
     {"require_schema", SL_CK_BOOL, "false",
@@ -88,12 +88,54 @@ static const struct sl_conf_key dedup_keys[] = {
 
 /* ---- transform and route ---- */
 
+static const char *const lookup_types[] = {"redis", "http", NULL};
+static const char *const on_missing_modes[] = {"fail", "null", NULL};
+
+/* One enrichment lookup of a transform rule (workers/transform/lookup.h has the semantics). */
+static const struct sl_conf_key lookup_keys[] = {
+    {"name", SL_CK_STRING, NULL,
+     "The member of the mapping's input `.lookups` that holds the result (letters, digits, _).",
+     NULL, 0, 0, NULL, true},
+    {"type", SL_CK_ENUM, NULL,
+     "redis: GET key, or HGET key field; http: GET url, a JSON answer cached in Redis.", NULL, 0, 0,
+     lookup_types, true},
+    {"key", SL_CK_STRING, NULL,
+     "redis: jq giving the key (a string or integer; null: nothing to look up, a miss)."},
+    {"field", SL_CK_STRING, NULL, "redis: jq giving the hash field (HGET); without it, GET."},
+    {"json", SL_CK_BOOL, "false", "redis: the value is JSON text to parse, not a plain string."},
+    {"url", SL_CK_STRING, NULL,
+     "http: jq giving the URL, http:// or https:// (null: nothing to look up, a miss)."},
+    {"headers", SL_CK_STRING_MAP, NULL,
+     "http: request headers, e.g. Authorization (use ${VAR} for credentials)."},
+    {"timeout", SL_CK_DURATION, "2s",
+     "http: deadline of the whole request; past it the event is retried later.", NULL, 10, 30000},
+    {"cache_ttl", SL_CK_DURATION, "5m",
+     "http: how long an answer is kept in Redis and reused; 0: no cache (Redis not used).", NULL, 0,
+     7LL * 86400000},
+    {"max_bytes", SL_CK_SIZE, "256KiB",
+     "http: largest answer accepted; a larger one dead-letters the event.", NULL, 1,
+     16 * 1024 * 1024},
+    {NULL},
+};
+
 static const struct sl_conf_key transform_keys[] = {
     {"name", SL_CK_STRING, NULL, "Rule name, for logs, metrics and dead letters.", NULL, 0, 0, NULL,
      true},
     {"when", SL_CK_STRING, "true", "jq predicate over the event."},
-    {"jq", SL_CK_STRING, NULL, "jq program whose output is {type, data}.", NULL, 0, 0, NULL, true},
-    {"schema", SL_CK_STRING, NULL, "Canonical JSON Schema the output must satisfy."},
+    {"lookups", SL_CK_LIST_OF, NULL,
+     "Enrichment, in order, once the rule matched: each result goes into `.lookups.<name>` of "
+     "the mapping's input (and of the later lookups' expressions).",
+     lookup_keys},
+    {"on_missing", SL_CK_ENUM, "fail",
+     "A lookup that finds nothing (Redis nil, HTTP 404/410, a null key or URL): fail "
+     "dead-letters the event, null (plain or quoted) goes on with null.",
+     NULL, 0, 0, on_missing_modes},
+    {"jq", SL_CK_STRING, NULL,
+     "jq program whose one output is {type, data}: the event's new type and data.", NULL, 0, 0,
+     NULL, true},
+    {"schema", SL_CK_STRING, NULL,
+     "Canonical JSON Schema (under schema_dir) the output data must satisfy; a mismatch is a "
+     "dead letter."},
     {NULL},
 };
 
@@ -206,6 +248,18 @@ static const struct sl_conf_key validate_keys[] = {
     {NULL},
 };
 
+/* sluice-transform's own section. */
+static const struct sl_conf_key transform_stage_keys[] = {
+    {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
+     sl_loop_conf_keys},
+    {"required", SL_CK_BOOL, "false",
+     "Dead-letter events that no transform rule matches (otherwise they pass unchanged)."},
+    {"assert_formats", SL_CK_BOOL, "true",
+     "Treat `format` in canonical schemas (date-time, email, ...) as an assertion: canonical "
+     "models are ours, so their formats are checked."},
+    {NULL},
+};
+
 /* Each transactional stage's own section; `loop` tunes the shared loop for it. */
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
@@ -229,7 +283,7 @@ const struct sl_conf_key sl_pipeline_keys[] = {
     {"routes", SL_CK_LIST_OF, NULL, "Rules sending events to destinations.", route_keys},
     {"destinations", SL_CK_MAP_OF, NULL, "Systems that receive events, by name.", destination_keys},
     {"validate", SL_CK_SECTION, NULL, "sluice-validate.", validate_keys},
-    {"transform", SL_CK_SECTION, NULL, "sluice-transform.", stage_keys},
+    {"transform", SL_CK_SECTION, NULL, "sluice-transform.", transform_stage_keys},
     {"route", SL_CK_SECTION, NULL, "sluice-route.", stage_keys},
     {NULL},
 };

@@ -8,7 +8,7 @@ passed=0
 
 env -u STRIPE_WEBHOOK_SECRET "$ctl" config check "$SLUICE_SOURCE_DIR/deploy/examples/pipeline.yaml" \
     > "$work/out" 2> "$work/err" || { cat "$work/out" "$work/err"; fail "example pipeline rejected"; }
-grep -q ": ok (2 sources, 3 transforms, 2 routes, 2 destinations)" "$work/out" || fail "summary"
+grep -q ": ok (3 sources, 4 transforms, 3 routes, 2 destinations)" "$work/out" || fail "summary"
 grep -q "warning: .*pipeline.yaml:[0-9]*: sources.stripe.verify.secret\[0\]: environment variable STRIPE_WEBHOOK_SECRET is not set" "$work/err" \
     || { cat "$work/err"; fail "unset secret warning"; }
 passed=$((passed + 1))
@@ -33,6 +33,15 @@ check_bad missing_schema 'sources:\n  s:\n    verify: { scheme: none }\n    sche
 printf '{"type": 5}' > "$work/broken.json"
 check_bad invalid_schema 'schema_dir: .\nsources:\n  s:\n    verify: { scheme: none }\n    schemas: { "*": broken.json }\n' \
     "5: sources.s.schemas.*: cannot load the schema: file://$work/broken.json#/type: must be a type name"
+# Expressions and canonical schemas compile as sluice-transform and sluice-route would.
+check_bad bad_mapping 'transforms:\n  - name: t\n    jq: "{type: "\n' \
+    "3: transforms[0].jq: expression 't': syntax error"
+check_bad bad_lookup 'transforms:\n  - name: t\n    jq: .\n    lookups:\n      - { name: a, type: http, key: .k }\n' \
+    "5: transforms[0].lookups[0].key: not a key of http lookups"
+check_bad missing_canonical 'transforms:\n  - name: t\n    jq: .\n    schema: nope.json\n' \
+    "4: transforms[0].schema: cannot load the schema: "
+check_bad bad_route_when 'destinations:\n  d: { url: "http://127.0.0.1:9/" }\nroutes:\n  - name: r\n    when: ".a =="\n    to: d\n' \
+    "4: routes[0]: expression 'r': syntax error"
 
 set +e
 "$ctl" config check "$work/missing.yaml" 2> "$work/err"; rc=$?
