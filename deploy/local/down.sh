@@ -12,7 +12,7 @@ for pidfile in "$pids"/*.pid; do
     [ -e "$pidfile" ] || continue
     name=$(basename "$pidfile" .pid)
     pid=$(cat "$pidfile")
-    if pid_alive "$pid"; then
+    if pid_alive "$pidfile"; then
         say "stopping $name (pid $pid)"
         stop_pid "$pid" 30
     fi

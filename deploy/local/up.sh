@@ -50,16 +50,17 @@ dev_secret() { # NAME VALUE: append unless the file has it
 # The audit database's schema (idempotent) and its coming daily partitions.
 "$bin/sluicectl" --config "$config" db migrate
 
-# start NAME ARGS...: runs build/bin/NAME in the background unless it already runs.
+# start NAME BINARY ARGS...: runs build/bin/BINARY in the background as NAME (its pid file and
+# log), unless NAME already runs.
 start() {
-    local name=$1
-    shift
+    local name=$1 binary=$2
+    shift 2
     local pidfile="$pids/$name.pid"
-    if [ -f "$pidfile" ] && pid_alive "$(cat "$pidfile")"; then
+    if pid_alive "$pidfile"; then
         say "$name already running (pid $(cat "$pidfile"))"
         return
     fi
-    nohup "$bin/$name" "$@" >> "$logs/$name.log" 2>&1 &
+    nohup "$bin/$binary" "$@" >> "$logs/$name.log" 2>&1 &
     echo $! > "$pidfile"
     say "started $name (pid $!, log $logs/$name.log)"
 }
@@ -68,14 +69,14 @@ start() {
 started=0
 for stage in ingress validate transform route deliver audit deadletter reconcile; do
     if [ -x "$bin/sluice-$stage" ]; then
-        start "sluice-$stage" --config "$config"
+        start "sluice-$stage" "sluice-$stage" --config "$config"
         started=$((started + 1))
     fi
 done
 # The example's destinations point at two simulators on 127.0.0.1:8091 and :8092.
 if [ -x "$bin/destsim" ]; then
-    start destsim-crm --listen 127.0.0.1:8091 --oauth-client "sluice:$CRM_CLIENT_SECRET"
-    start destsim-warehouse --listen 127.0.0.1:8092
+    start destsim-crm destsim --listen 127.0.0.1:8091 --oauth-client "sluice:$CRM_CLIENT_SECRET"
+    start destsim-warehouse destsim --listen 127.0.0.1:8092
 fi
 
 cat >&2 <<MSG
