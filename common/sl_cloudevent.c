@@ -1,5 +1,6 @@
 #include "sl_cloudevent.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,7 +125,10 @@ int sl_ce_to_headers(const struct sl_ce *ce, rd_kafka_headers_t *hdrs, struct sl
     return 0;
 }
 
-int sl_ce_from_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce, struct sl_err *err)
+/* Reads the attributes of `hdrs` into `ce`; strict: the first header that is not a valid
+ * attribute fails (-1 with *err); otherwise it is skipped. */
+static int read_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce, bool strict,
+                        struct sl_err *err)
 {
     const char *name;
     const void *value;
@@ -137,15 +141,25 @@ int sl_ce_from_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce, struct 
             attr = name + strlen(CE_HEADER_PREFIX);
         else
             continue;
-        if (sl_ce_set_n(ce, attr, value ? value : "", value ? size : 0, err) != 0) {
+        if (sl_ce_set_n(ce, attr, value ? value : "", value ? size : 0, err) != 0 && strict) {
             sl_err_prefix(err, "header %s", name);
-            goto fail;
+            return -1;
         }
     }
-    if (check_required(ce, err) != 0)
-        goto fail;
     return 0;
-fail:
-    sl_ce_free(ce);
-    return -1;
+}
+
+int sl_ce_from_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce, struct sl_err *err)
+{
+    if (read_headers(hdrs, ce, true, err) != 0 || check_required(ce, err) != 0) {
+        sl_ce_free(ce);
+        return -1;
+    }
+    return 0;
+}
+
+void sl_ce_read_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce)
+{
+    struct sl_err ignored;
+    read_headers(hdrs, ce, false, &ignored);
 }

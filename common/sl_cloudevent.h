@@ -22,16 +22,17 @@
 #define SL_CE_MAX_VALUE 4096
 
 /* Sluice's extension attributes. */
-#define SL_CE_IDEMPOTENCY_KEY "idempotencykey" /* the source's own event id, for dedup */
-#define SL_CE_TRACEPARENT     "traceparent"    /* W3C trace context */
-#define SL_CE_PARTITION_KEY   "partitionkey"   /* CloudEvents "partitioning" extension */
-#define SL_CE_ATTEMPT         "sluiceattempt"  /* delivery or replay attempt count */
-#define SL_CE_STAGE           "sluicestage"    /* the stage that dead-lettered the event */
-#define SL_CE_REASON          "sluicereason"   /* why it was dead-lettered */
-#define SL_CE_ERRORS          "sluiceerrors"   /* JSON array of the errors behind the reason */
-#define SL_CE_ORIGINAL_TYPE   "sluiceorigtype" /* the type before a transform */
-#define SL_CE_ROUTE           "sluiceroute"    /* the route that sent it to a destination */
-#define SL_CE_SOURCE_NAME     "sluicesource"   /* the configured source it came in through */
+#define SL_CE_IDEMPOTENCY_KEY "idempotencykey"    /* the source's own event id, for dedup */
+#define SL_CE_TRACEPARENT     "traceparent"       /* W3C trace context */
+#define SL_CE_PARTITION_KEY   "partitionkey"      /* CloudEvents "partitioning" extension */
+#define SL_CE_ATTEMPT         "sluiceattempt"     /* delivery or replay attempt count */
+#define SL_CE_STAGE           "sluicestage"       /* the stage that dead-lettered the event */
+#define SL_CE_REASON          "sluicereason"      /* why it was dead-lettered */
+#define SL_CE_ERRORS          "sluiceerrors"      /* JSON array of the errors behind the reason */
+#define SL_CE_ORIGINAL_TYPE   "sluiceorigtype"    /* the type before a transform */
+#define SL_CE_ROUTE           "sluiceroute"       /* the route that sent it to a destination */
+#define SL_CE_SOURCE_NAME     "sluicesource"      /* the configured source it came in through */
+#define SL_CE_DESTINATION     "sluicedestination" /* dead letters of deliver: where it was going */
 
 struct sl_ce_attr {
     char *name;
@@ -59,6 +60,10 @@ int sl_ce_to_headers(const struct sl_ce *ce, rd_kafka_headers_t *hdrs, struct sl
 /* Reads the attributes from a record's headers into an initialised, empty `ce`. Fails, naming
  * the attribute and header, when a required one is missing or specversion is not 1.0. */
 int sl_ce_from_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce, struct sl_err *err);
+/* Reads whatever attributes the headers carry into an initialised, empty `ce`, requiring none
+ * and skipping headers that are not valid attributes: for a record that is not a whole
+ * CloudEvent (the dead letter of a raw record) but is still to be kept. */
+void sl_ce_read_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce);
 
 /* Whether `name` is a valid attribute name (lowercase letters and digits, 1..20 chars). */
 int sl_ce_valid_name(const char *name);

@@ -8,16 +8,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sl_id.h"
 #include "sl_log.h"
+#include "sl_record.h"
 #include "sl_signal.h"
 
 /* How long one Kafka control call (init, commit, abort, seek) may take before it is retried
  * or treated as fatal. */
 #define LOOP_CALL_TIMEOUT_MS 60000
 /* Upper bound of partitions one replica tracks for lag. */
-#define LOOP_MAX_PARTITIONS    1024
-#define LOOP_ERRORS_HEADER_MAX 4096
+#define LOOP_MAX_PARTITIONS 1024
 
 const struct sl_conf_key sl_loop_conf_keys[] = {
     {"group_id", SL_CK_STRING, "sluice-<stage>", "Consumer group of the stage."},
@@ -727,68 +726,36 @@ static const char *verdict_name(enum sl_verdict v)
     return "unknown";
 }
 
-static void iso_now(char *buf, size_t size)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, size - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-/* The audit record: one per event per stage, keyed by the event id, in the transaction. */
+/* The audit record (sl_record.h): one per event per stage, keyed by the event id, in the
+ * transaction. */
 static int produce_audit(sl_loop_t *loop, const rd_kafka_message_t *msg, const struct sl_ce *ce,
                          enum sl_verdict verdict, double seconds)
 {
-    char at[40], id[SL_UUID_STR_LEN + 1], topic[SL_TOPIC_NAME_MAX], source[64];
-    iso_now(at, sizeof(at));
-    sl_uuid_v7(id);
-    sl_kafka_topic_name(loop->opts.kafka, SL_TOPIC_AUDIT, topic, sizeof(topic));
-    const char *event_id = ce ? sl_ce_get(ce, "id") : NULL;
-    const char *src = ce ? sl_ce_get(ce, SL_CE_SOURCE_NAME) : NULL;
-    if (!src && ce)
-        src = sl_ce_get(ce, "source");
-
-    json_t *rec = json_pack(
-        "{s:s?, s:s, s:s, s:s?, s:s?, s:s, s:i, s:I, s:s, s:f}", "event_id", event_id, "stage",
-        loop->opts.stage->name, "outcome", verdict_name(verdict), "source", src, "type",
-        ce ? sl_ce_get(ce, "type") : NULL, "topic", rd_kafka_topic_name(msg->rkt), "partition",
-        (int)msg->partition, "offset", (json_int_t)msg->offset, "at", at, "seconds", seconds);
-    if (!rec)
-        return -1;
-    if (loop->emit.reason[0])
-        json_object_set_new(rec, "reason", json_string(loop->emit.reason));
-    if (json_array_size(loop->emit.errors))
-        json_object_set(rec, "errors", loop->emit.errors);
-    if (verdict == SL_PASS)
-        json_object_set_new(rec, "outputs", json_integer((json_int_t)loop->emit.n));
-    if (json_object_size(loop->emit.detail))
-        json_object_set(rec, "detail", loop->emit.detail);
-    char *value = json_dumps(rec, JSON_COMPACT);
-    json_decref(rec);
-    if (!value)
-        return -1;
-
-    struct sl_ce ace;
+    char topic[SL_TOPIC_NAME_MAX];
+    char *value = NULL;
+    size_t len = 0;
+    rd_kafka_headers_t *hdrs = NULL;
     struct sl_err err;
-    sl_ce_init(&ace);
-    snprintf(source, sizeof(source), "sluice/%s", loop->opts.stage->name);
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
-    int ret = -1;
-    if (sl_ce_set(&ace, "specversion", "1.0", &err) != 0 || sl_ce_set(&ace, "id", id, &err) ||
-        sl_ce_set(&ace, "source", source, &err) || sl_ce_set(&ace, "type", "sluice.audit", &err) ||
-        sl_ce_set(&ace, "time", at, &err) ||
-        sl_ce_set(&ace, "datacontenttype", "application/json", &err) ||
-        sl_ce_to_headers(&ace, hdrs, &err) != 0) {
+    sl_kafka_topic_name(loop->opts.kafka, SL_TOPIC_AUDIT, topic, sizeof(topic));
+    const struct sl_audit a = {
+        .stage = loop->opts.stage->name,
+        .ce = ce,
+        .topic = rd_kafka_topic_name(msg->rkt),
+        .partition = msg->partition,
+        .offset = msg->offset,
+        .outcome = verdict_name(verdict),
+        .seconds = seconds,
+        .reason = loop->emit.reason,
+        .errors = loop->emit.errors,
+        .outputs = verdict == SL_PASS ? (long long)loop->emit.n : -1,
+        .detail = loop->emit.detail,
+    };
+    if (sl_audit_build(&a, &value, &len, &hdrs, &err) != 0) {
         SL_ERROR("audit record: %s", err.msg);
-        rd_kafka_headers_destroy(hdrs);
-        goto out;
+        return -1;
     }
-    ret =
-        produce(loop, topic, event_id, event_id ? strlen(event_id) : 0, value, strlen(value), hdrs);
-out:
-    sl_ce_free(&ace);
+    const char *event_id = ce ? sl_ce_get(ce, "id") : NULL;
+    int ret = produce(loop, topic, event_id, event_id ? strlen(event_id) : 0, value, len, hdrs);
     free(value);
     return ret;
 }
@@ -800,42 +767,12 @@ static int produce_dead_letter(sl_loop_t *loop, const rd_kafka_message_t *msg)
     char topic[SL_TOPIC_NAME_MAX];
     sl_kafka_topic_name(loop->opts.kafka, SL_TOPIC_DLQ, topic, sizeof(topic));
     rd_kafka_headers_t *orig = NULL;
-    rd_kafka_headers_t *hdrs = rd_kafka_message_headers(msg, &orig) == 0
-                                   ? rd_kafka_headers_copy(orig)
-                                   : rd_kafka_headers_new(4);
-    rd_kafka_header_remove(hdrs, "ce_" SL_CE_STAGE);
-    rd_kafka_header_remove(hdrs, "ce_" SL_CE_REASON);
-    rd_kafka_header_remove(hdrs, "ce_" SL_CE_ERRORS);
-    rd_kafka_header_add(hdrs, "ce_" SL_CE_STAGE, -1, loop->opts.stage->name, -1);
-    const char *reason = loop->emit.reason[0] ? loop->emit.reason : "rejected by the stage";
-    rd_kafka_header_add(hdrs, "ce_" SL_CE_REASON, -1, reason, -1);
-    if (json_array_size(loop->emit.errors)) {
-        /* Bounded: drop trailing errors until the list fits one header, and say how many. */
-        json_t *errors = json_copy(loop->emit.errors);
-        size_t dropped = loop->emit.errors_dropped;
-        char *text = NULL;
-        for (;;) {
-            text = json_dumps(errors, JSON_COMPACT);
-            if (!text || strlen(text) <= LOOP_ERRORS_HEADER_MAX - 64 ||
-                json_array_size(errors) <= 1)
-                break;
-            free(text);
-            text = NULL;
-            json_array_remove(errors, json_array_size(errors) - 1);
-            dropped++;
-        }
-        if (text && dropped) {
-            char more[64];
-            snprintf(more, sizeof(more), "... and %zu more", dropped);
-            json_array_append_new(errors, json_string(more));
-            free(text);
-            text = json_dumps(errors, JSON_COMPACT);
-        }
-        if (text)
-            rd_kafka_header_add(hdrs, "ce_" SL_CE_ERRORS, -1, text, -1);
-        free(text);
-        json_decref(errors);
-    }
+    if (rd_kafka_message_headers(msg, &orig) != 0)
+        orig = NULL;
+    rd_kafka_headers_t *hdrs =
+        sl_dead_letter_headers(orig, loop->opts.stage->name,
+                               loop->emit.reason[0] ? loop->emit.reason : "rejected by the stage",
+                               loop->emit.errors, loop->emit.errors_dropped);
     return produce(loop, topic, msg->key, msg->key_len, msg->payload, msg->len, hdrs);
 }
 
@@ -857,6 +794,11 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     emit_reset(&loop->emit);
     rd_kafka_headers_t *hdrs = NULL;
     ce_ok = rd_kafka_message_headers(msg, &hdrs) == 0 && sl_ce_from_headers(hdrs, &ce, &err) == 0;
+    if (!ce_ok && loop->opts.stage->any_record) {
+        if (hdrs)
+            sl_ce_read_headers(hdrs, &ce);
+        ce_ok = true;
+    }
     if (!ce_ok) {
         if (!hdrs)
             sl_err_set(&err, SL_ERR_INVALID, "the record has no headers");

@@ -40,6 +40,7 @@
 #define SL_STAGE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,8 +53,11 @@ enum sl_verdict { SL_PASS, SL_FILTERED, SL_DUPLICATE, SL_REJECT, SL_RETRY };
 
 /* One input event, valid for the duration of the process() call. */
 struct sl_event {
-    const struct sl_ce *ce; /* its CloudEvents attributes (required ones guaranteed) */
-    const void *data;       /* the record value */
+    /* Its CloudEvents attributes; the required ones are guaranteed, except in a stage with
+     * `any_record`, where a record that is not a CloudEvent arrives with whatever attributes
+     * its headers carry (possibly none). */
+    const struct sl_ce *ce;
+    const void *data; /* the record value */
     size_t len;
     const void *key; /* the record key (partition key), may be NULL */
     size_t key_len;
@@ -127,6 +131,10 @@ struct sl_stage {
     const char *description; /* one line for --help */
     const char *input;       /* topic consumed, without prefix, e.g. SL_TOPIC_INGRESS */
     int admin_port;          /* default admin listener port on 127.0.0.1 */
+    /* false: the loop dead-letters a record that is not a CloudEvent. true: process() gets it
+     * (for the dead-letter sink, whose input holds exactly the records others could not read:
+     * dead-lettering them again would bring them back to it forever). */
+    bool any_record;
     /* Builds the stage's context from the pipeline file; a config error fails start-up. */
     int (*init)(void **ctx, const struct sl_stage_env *env, struct sl_err *err);
     enum sl_verdict (*process)(void *ctx, const struct sl_event *in, struct sl_emit *out);

@@ -6,11 +6,13 @@
  * HMAC per configured secret over the signed parts and compare it with every candidate. The
  * body is fed to the MAC as it was received, in place: nothing is copied or re-serialised.
  *
- * Each secret becomes, in verify_new, an HMAC context already keyed with it; a check duplicates
- * that context (EVP_MAC_CTX_dup takes it as const, which openssl-threads(7) allows from several
- * threads) so the key schedule is not recomputed per request and the verify_t stays immutable.
+ * Each secret becomes, in verify_new, an HMAC key (sl_sign: keyed once, duplicated per
+ * computation, usable from several threads) so the key schedule is not recomputed per request
+ * and the verify_t stays immutable. sl_sign holds the HMAC and the Standard Webhooks signature
+ * that sluice-deliver signs outbound requests with, so both directions share one code path.
  */
 #include "verify.h"
+#include "sl_sign.h"
 #include "sl_text.h"
 
 #include <openssl/core_names.h>
@@ -24,10 +26,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAC_LEN    32 /* HMAC-SHA256 and SHA-256 output */
+#define MAC_LEN    SL_SIGN_MAC_LEN /* HMAC-SHA256 and SHA-256 output */
 #define HEX_LEN    (2 * MAC_LEN)
 #define TS_DIGITS  18 /* fits in a long long; 10 digits cover Unix time until 2286 */
-#define WHSEC      "whsec_"
 #define BEARER     "Bearer "
 #define GITHUB_HDR "X-Hub-Signature-256"
 
@@ -49,7 +50,7 @@ struct verify {
     enum verify_scheme scheme;
     long tolerance_s;
     size_t n_keys;
-    EVP_MAC_CTX *mac[VERIFY_SECRETS_MAX];                /* HMAC schemes: keyed, never updated */
+    sl_hmac_t *mac[VERIFY_SECRETS_MAX];                  /* HMAC schemes: keyed, never updated */
     unsigned char key_hash[VERIFY_SECRETS_MAX][MAC_LEN]; /* api-key */
     char header[VERIFY_HEADER_NAME_MAX + 1];             /* github, hmac-sha256 */
     char prefix[VERIFY_PREFIX_MAX + 1];
@@ -61,12 +62,6 @@ struct verify {
 struct cands {
     size_t n;
     unsigned char mac[VERIFY_SIGNATURES_MAX][MAC_LEN];
-};
-
-/* A piece of the signed content; the MAC is computed over the pieces in order. */
-struct part {
-    const void *p;
-    size_t n;
 };
 
 static const char *const scheme_names[] = {
@@ -122,130 +117,33 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict standard base64 (RFC 4648 section 4, padded): any other byte, a misplaced '=' or
- * non-zero trailing bits are refused, so one MAC has exactly one accepted encoding. */
-static int b64_decode(const char *in, size_t len, unsigned char *out, size_t out_max,
-                      size_t *out_len)
-{
-    if (len == 0 || len % 4 != 0)
-        return -1;
-    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
-    if (len / 4 * 3 - pad > out_max)
-        return -1;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len - pad; i++) {
-        int d = b64_value((unsigned char)in[i]);
-        if (d < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return -1;
-    *out_len = o;
-    return 0;
-}
-
 /* ---- MACs ----------------------------------------------------------------------------------- */
 
-/* A new HMAC-SHA256 context keyed with key, or NULL. */
-static EVP_MAC_CTX *mac_new(const unsigned char *key, size_t key_len)
-{
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    EVP_MAC_free(mac); /* the context holds its own reference */
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
-    if (ctx && !EVP_MAC_init(ctx, key, key_len, params)) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
-
-/* HMAC over the parts with the key held by tmpl, which is left untouched. 0 or -1. */
-static int mac_compute(const EVP_MAC_CTX *tmpl, const struct part *parts, size_t n_parts,
-                       unsigned char out[MAC_LEN])
-{
-    int rc = -1;
-    size_t out_len = 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(tmpl);
-    if (!ctx)
-        goto out;
-    for (size_t i = 0; i < n_parts; i++)
-        if (parts[i].n > 0 && !EVP_MAC_update(ctx, parts[i].p, parts[i].n))
-            goto out;
-    if (!EVP_MAC_final(ctx, out, &out_len, MAC_LEN) || out_len != MAC_LEN)
-        goto out;
-    rc = 0;
-out:
-    EVP_MAC_CTX_free(ctx);
-    return rc;
-}
-
 /* The keyed context for one configured secret. The HMAC key is the secret's bytes, except for
- * standard-webhooks where it is the base64 decoding after an optional "whsec_" prefix (the
- * reference libraries accept both forms). Returns 0, or -1 with *why (a config problem), or -2
- * (OpenSSL failed). */
-static int secret_mac(enum verify_scheme scheme, const char *secret, EVP_MAC_CTX **out,
+ * standard-webhooks where it is the base64 decoding after an optional "whsec_" prefix
+ * (sl_sign_sw_key, shared with outbound signing). Returns 0, or -1 with *why (a config
+ * problem), or -2 (OpenSSL failed). */
+static int secret_mac(enum verify_scheme scheme, const char *secret, sl_hmac_t **out,
                       const char **why)
 {
-    unsigned char key[VERIFY_SECRET_MAX];
     size_t key_len = strnlen(secret, VERIFY_SECRET_MAX + 1);
-    int rc = -1;
-
     if (key_len == 0) {
         *why = "is empty";
-        goto out;
+        return -1;
     }
     if (key_len > VERIFY_SECRET_MAX) {
         *why = "is longer than the limit";
-        goto out;
+        return -1;
     }
-    if (scheme == VERIFY_STANDARD_WEBHOOKS) {
-        const char *b64 =
-            strncmp(secret, WHSEC, strlen(WHSEC)) == 0 ? secret + strlen(WHSEC) : secret;
-        if (b64_decode(b64, strlen(b64), key, sizeof(key), &key_len) != 0 || key_len == 0) {
-            *why = "is not base64 after the optional whsec_ prefix";
-            goto out;
-        }
-    } else {
-        memcpy(key, secret, key_len);
-    }
-    *out = mac_new(key, key_len);
-    rc = *out ? 0 : -2;
-out:
-    OPENSSL_cleanse(key, sizeof(key));
-    return rc;
+    if (scheme == VERIFY_STANDARD_WEBHOOKS)
+        return sl_sign_sw_key(secret, out, why);
+    *out = sl_hmac_new(secret, key_len);
+    return *out ? 0 : -2;
 }
 
 /* Computes one MAC per configured key and compares it with every candidate. There is no early
  * exit on a match, so the time taken depends only on the number of keys and candidates. */
-static int match_any(const verify_t *v, const struct part *parts, size_t n_parts,
+static int match_any(const verify_t *v, const struct sl_sign_part *parts, size_t n_parts,
                      const struct cands *c, const char **reason)
 {
     unsigned char expected[MAC_LEN];
@@ -254,7 +152,7 @@ static int match_any(const verify_t *v, const struct part *parts, size_t n_parts
 
     *reason = R_INTERNAL;
     for (size_t k = 0; k < v->n_keys; k++) {
-        if (mac_compute(v->mac[k], parts, n_parts, expected) != 0)
+        if (sl_hmac_compute(v->mac[k], parts, n_parts, expected) != 0)
             goto out;
         for (size_t i = 0; i < c->n; i++)
             matched |= CRYPTO_memcmp(expected, c->mac[i], MAC_LEN) == 0;
@@ -311,7 +209,7 @@ static bool within_tolerance(long long ts, time_t now, long tolerance_s)
 static void cands_add(struct cands *c, const char *s, size_t n, bool base64)
 {
     size_t len = 0;
-    int rc = base64 ? b64_decode(s, n, c->mac[c->n], MAC_LEN, &len)
+    int rc = base64 ? sl_b64_decode(s, n, c->mac[c->n], MAC_LEN, &len)
                     : hex_decode(s, n, c->mac[c->n], MAC_LEN);
     if (rc == 0 && (!base64 || len == MAC_LEN))
         c->n++;
@@ -375,7 +273,7 @@ static int check_stripe(const verify_t *v, verify_header_fn header, void *opaque
         return VERIFY_REJECTED;
     }
     /* Signed content: the timestamp as it appears in the header, ".", the raw body. */
-    const struct part parts[] = {{t, t_len}, {".", 1}, {body, body_len}};
+    const struct sl_sign_part parts[] = {{t, t_len}, {".", 1}, {body, body_len}};
     return match_any(v, parts, 3, &c, reason);
 }
 
@@ -406,7 +304,7 @@ static int check_hmac(const verify_t *v, verify_header_fn header, void *opaque, 
         *reason = R_MALFORMED;
         return VERIFY_REJECTED;
     }
-    const struct part parts[] = {{body, body_len}};
+    const struct sl_sign_part parts[] = {{body, body_len}};
     return match_any(v, parts, 1, &c, reason);
 }
 
@@ -452,7 +350,8 @@ static int check_standard_webhooks(const verify_t *v, verify_header_fn header, v
         *reason = R_MALFORMED;
         return VERIFY_REJECTED;
     }
-    const struct part parts[] = {{id, id_len}, {".", 1}, {t, t_len}, {".", 1}, {body, body_len}};
+    const struct sl_sign_part parts[] = {
+        {id, id_len}, {".", 1}, {t, t_len}, {".", 1}, {body, body_len}};
     return match_any(v, parts, 5, &c, reason);
 }
 
@@ -664,7 +563,7 @@ void verify_destroy(verify_t *v)
     if (!v)
         return;
     for (size_t i = 0; i < VERIFY_SECRETS_MAX; i++)
-        EVP_MAC_CTX_free(v->mac[i]); /* the HMAC provider clears its key copy */
+        sl_hmac_destroy(v->mac[i]); /* the HMAC provider clears its key copy */
     OPENSSL_cleanse(v, sizeof(*v));
     free(v);
 }
@@ -672,10 +571,11 @@ void verify_destroy(verify_t *v)
 /* ---- signing -------------------------------------------------------------------------------- */
 
 /* MAC of the parts under one secret, as verify would compute it for `scheme`. */
-static int sign_parts(enum verify_scheme scheme, const char *secret, const struct part *parts,
-                      size_t n_parts, unsigned char mac[MAC_LEN], struct sl_err *err)
+static int sign_parts(enum verify_scheme scheme, const char *secret,
+                      const struct sl_sign_part *parts, size_t n_parts, unsigned char mac[MAC_LEN],
+                      struct sl_err *err)
 {
-    EVP_MAC_CTX *ctx = NULL;
+    sl_hmac_t *ctx = NULL;
     const char *why = NULL;
     int rc = -1;
 
@@ -689,13 +589,13 @@ static int sign_parts(enum verify_scheme scheme, const char *secret, const struc
                    why);
         goto out;
     }
-    if (rc != 0 || mac_compute(ctx, parts, n_parts, mac) != 0) {
+    if (rc != 0 || sl_hmac_compute(ctx, parts, n_parts, mac) != 0) {
         rc = sl_err_set(err, SL_ERR_INTERNAL, "verify: OpenSSL could not compute HMAC-SHA256");
         goto out;
     }
     rc = 0;
 out:
-    EVP_MAC_CTX_free(ctx);
+    sl_hmac_destroy(ctx);
     return rc;
 }
 
@@ -721,7 +621,7 @@ int verify_sign_stripe(const char *secret, long ts, const void *body, size_t len
         goto out;
     }
     snprintf(t, sizeof(t), "%ld", ts);
-    const struct part parts[] = {{t, strlen(t)}, {".", 1}, {body, len}};
+    const struct sl_sign_part parts[] = {{t, strlen(t)}, {".", 1}, {body, len}};
     if (sign_parts(VERIFY_STRIPE, secret, parts, 3, mac, err) != 0)
         goto out;
     hex_encode(mac, MAC_LEN, hex);
@@ -735,23 +635,29 @@ out:
 int verify_sign_standard_webhooks(const char *secret, const char *msg_id, long ts, const void *body,
                                   size_t len, char *out, size_t out_size, struct sl_err *err)
 {
-    unsigned char mac[MAC_LEN];
-    char t[32], b64[4 * ((MAC_LEN + 2) / 3) + 1];
+    char sig[SL_SIGN_SW_MAX];
+    sl_hmac_t *key = NULL;
+    const char *why = NULL;
     int rc = -1;
 
     if (ts < 0 || !msg_id || !msg_id[0]) {
         sl_err_set(err, SL_ERR_INVALID, "verify: a message id and a timestamp >= 0 are needed");
         goto out;
     }
-    snprintf(t, sizeof(t), "%ld", ts);
-    const struct part parts[] = {
-        {msg_id, strlen(msg_id)}, {".", 1}, {t, strlen(t)}, {".", 1}, {body, len}};
-    if (sign_parts(VERIFY_STANDARD_WEBHOOKS, secret, parts, 5, mac, err) != 0)
+    int krc = secret ? sl_sign_sw_key(secret, &key, &why) : -1;
+    if (krc == -1) {
+        sl_err_set(err, SL_ERR_INVALID, "verify: standard-webhooks signing secret %s",
+                   secret ? why : "is missing");
         goto out;
-    EVP_EncodeBlock((unsigned char *)b64, mac, MAC_LEN);
-    rc = put(out, out_size, "v1,", b64, err);
+    }
+    if (krc != 0 || sl_sign_sw(key, msg_id, ts, body, len, sig) != 0) {
+        sl_err_set(err, SL_ERR_INTERNAL, "verify: OpenSSL could not compute HMAC-SHA256");
+        goto out;
+    }
+    rc = put(out, out_size, sig, "", err);
 out:
-    OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(sig, sizeof(sig));
+    sl_hmac_destroy(key);
     return rc;
 }
 
@@ -762,7 +668,7 @@ int verify_sign_hmac_sha256(const char *secret, const char *prefix, bool base64,
     char enc[HEX_LEN + 1]; /* hex is the longer of the two encodings */
     int rc = -1;
 
-    const struct part parts[] = {{body, len}};
+    const struct sl_sign_part parts[] = {{body, len}};
     if (sign_parts(VERIFY_HMAC_SHA256, secret, parts, 1, mac, err) != 0)
         goto out;
     if (base64)
