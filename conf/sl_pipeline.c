@@ -164,10 +164,12 @@ static const struct sl_conf_key auth_keys[] = {
     {"header", SL_CK_STRING, "X-Api-Key", "api-key: the header name."},
     {"username", SL_CK_STRING, NULL, "basic: user name."},
     {"password", SL_CK_STRING, NULL, "basic: password (use ${VAR})."},
+    {"password_file", SL_CK_STRING, NULL, "basic: a file holding the password, re-read on change."},
     {"token_url", SL_CK_STRING, NULL, "oauth2: the token endpoint."},
     {"client_id", SL_CK_STRING, NULL, "oauth2: client id."},
     {"client_secret", SL_CK_STRING, NULL, "oauth2: client secret (use ${VAR})."},
-    {"client_secret_file", SL_CK_STRING, NULL, "oauth2: a file holding the client secret."},
+    {"client_secret_file", SL_CK_STRING, NULL,
+     "oauth2: a file holding the client secret, re-read before each token request."},
     {"scope", SL_CK_STRING, NULL, "oauth2: requested scope."},
     {NULL},
 };
@@ -192,7 +194,17 @@ static const struct sl_conf_key retry_keys[] = {
 static const struct sl_conf_key sign_keys[] = {
     {"scheme", SL_CK_ENUM, NULL, "Outbound signature scheme.", NULL, 0, 0, sign_schemes, true},
     {"secret", SL_CK_STRINGS, NULL,
-     "whsec_ secret, or several: each signs, so receivers can rotate.", NULL, 0, 0, NULL, true},
+     "whsec_ secret, or several: each signs, so receivers can rotate (use ${VAR})."},
+    {"secret_file", SL_CK_STRING, NULL,
+     "A file with one whsec_ secret per line, re-read on change; signs along with `secret`."},
+    {NULL},
+};
+
+static const struct sl_conf_key status_keys[] = {
+    {"retriable", SL_CK_STRINGS, NULL,
+     "Status codes to retry that would otherwise be permanent failures (e.g. 409)."},
+    {"permanent", SL_CK_STRINGS, NULL,
+     "Status codes to dead-letter at once that would otherwise be retried (e.g. 501)."},
     {NULL},
 };
 
@@ -208,10 +220,15 @@ static const struct sl_conf_key circuit_keys[] = {
 };
 
 static const struct sl_conf_key destination_keys[] = {
-    {"url", SL_CK_STRING, NULL, "Target URL.", NULL, 0, 0, NULL, true},
+    {"url", SL_CK_STRING, NULL,
+     "Target URL; after the host it may hold {{ jq }} parts, each giving a string or number "
+     "(percent-encoded), e.g. /customers/{{ .data.customer_id }}.",
+     NULL, 0, 0, NULL, true},
     {"method", SL_CK_ENUM, "POST", "HTTP method.", NULL, 0, 0, methods},
     {"headers", SL_CK_STRING_MAP, NULL, "Extra request headers."},
-    {"body", SL_CK_STRING, ".data", "jq program producing the request body."},
+    {"body", SL_CK_STRING, ".data",
+     "The request body: .data sends the event's data byte for byte; any other jq program maps "
+     "the event (a CloudEvents JSON object) to the JSON that is sent."},
     {"auth", SL_CK_SECTION, NULL, "Credentials.", auth_keys},
     {"timeout", SL_CK_DURATION, "10s", "Per-attempt deadline.", NULL, 100, 300000},
     {"concurrency", SL_CK_INT, "16", "Requests in flight at once.", NULL, 1, 10000},
@@ -221,6 +238,31 @@ static const struct sl_conf_key destination_keys[] = {
      orderings},
     {"sign", SL_CK_SECTION, NULL, "Outbound signing.", sign_keys},
     {"circuit", SL_CK_SECTION, NULL, "Circuit breaker.", circuit_keys},
+    {"status", SL_CK_SECTION, NULL,
+     "Overrides of the status classes (2xx delivered; 408, 425, 429, 5xx retried; other "
+     "codes permanent).",
+     status_keys},
+    {"ledger_ttl", SL_CK_DURATION, "7d",
+     "How long a delivered event is remembered in the delivery ledger, so that a replay or a "
+     "restart does not send it again.",
+     NULL, 60000, 365 * 86400000LL},
+    {NULL},
+};
+
+/* sluice-deliver's own section: how much it holds in memory. */
+static const struct sl_conf_key deliver_keys[] = {
+    {"max_events", SL_CK_INT, "10000",
+     "Events held in memory at most (in flight, waiting or retrying); past it every partition "
+     "pauses and lag builds.",
+     NULL, 1, 1000000},
+    {"max_events_per_partition", SL_CK_INT, "1000",
+     "Events of one partition held at most; past it that partition pauses.", NULL, 1, 1000000},
+    {"max_memory", SL_CK_SIZE, "256MiB",
+     "Payload bytes held at most; past it every partition pauses.", NULL, 1024 * 1024,
+     64LL * 1024 * 1024 * 1024},
+    {"commit_interval", SL_CK_DURATION, "1s",
+     "How often finished offsets are committed (always on shutdown and rebalance).", NULL, 10,
+     60000},
     {NULL},
 };
 
@@ -260,6 +302,25 @@ static const struct sl_conf_key transform_stage_keys[] = {
     {NULL},
 };
 
+/* sluice-audit's own section. */
+static const struct sl_conf_key audit_keys[] = {
+    {"loop", SL_CK_SECTION, NULL,
+     "Batching and retry of the shared loop: one batch is one Postgres transaction.",
+     sl_loop_conf_keys},
+    {"event_status", SL_CK_BOOL, "true",
+     "Keep event_status (each event's state per destination) up to date from the audit "
+     "records."},
+    {NULL},
+};
+
+/* sluice-deadletter's own section. */
+static const struct sl_conf_key deadletter_keys[] = {
+    {"loop", SL_CK_SECTION, NULL,
+     "Batching and retry of the shared loop: one batch is one Postgres transaction.",
+     sl_loop_conf_keys},
+    {NULL},
+};
+
 /* Each transactional stage's own section; `loop` tunes the shared loop for it. */
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
@@ -285,6 +346,10 @@ const struct sl_conf_key sl_pipeline_keys[] = {
     {"validate", SL_CK_SECTION, NULL, "sluice-validate.", validate_keys},
     {"transform", SL_CK_SECTION, NULL, "sluice-transform.", transform_stage_keys},
     {"route", SL_CK_SECTION, NULL, "sluice-route.", stage_keys},
+    {"deliver", SL_CK_SECTION, NULL, "sluice-deliver.", deliver_keys},
+    {"audit", SL_CK_SECTION, NULL, "sluice-audit: the audit trail into Postgres.", audit_keys},
+    {"deadletter", SL_CK_SECTION, NULL, "sluice-deadletter: dead letters into Postgres.",
+     deadletter_keys},
     {NULL},
 };
 
@@ -351,10 +416,59 @@ static int check_routes(const sl_conf_t *conf, struct sl_err *err)
     return 0;
 }
 
+/* Exactly one of `a` and `b` in `map` (a secret as a value or as a file). */
+static int one_of(const sl_conf_t *conf, const sl_conf_node_t *map, const char *what, const char *a,
+                  const char *b, struct sl_err *err)
+{
+    bool has_a = sl_conf_get(map, a) != NULL, has_b = sl_conf_get(map, b) != NULL;
+    if (has_a == has_b)
+        return sl_conf_error(conf, map, err, "%s needs '%s' or '%s', one of them", what, a, b);
+    return 0;
+}
+
+/* What the key table cannot say about a destination's credentials. Only presence is checked
+ * here: values may name environment variables that only sluice-deliver's environment sets (it
+ * checks the values, the URL, the body and the status codes when it loads the destination). */
+static int check_destination(const sl_conf_t *conf, const sl_conf_node_t *d, struct sl_err *err)
+{
+    const char *type;
+    const sl_conf_node_t *auth = sl_conf_get(d, "auth");
+    if (sl_conf_str(conf, auth, "type", "none", &type, err) != 0)
+        return -1;
+    if ((strcmp(type, "bearer") == 0 || strcmp(type, "api-key") == 0) &&
+        one_of(conf, auth, type, "token", "token_file", err) != 0)
+        return -1;
+    if (strcmp(type, "basic") == 0 &&
+        (!sl_conf_get(auth, "username")
+             ? sl_conf_error(conf, auth, err, "basic needs 'username'")
+             : one_of(conf, auth, type, "password", "password_file", err)) != 0)
+        return -1;
+    if (strcmp(type, "oauth2-client-credentials") == 0) {
+        if (!sl_conf_get(auth, "token_url") || !sl_conf_get(auth, "client_id"))
+            return sl_conf_error(conf, auth, err, "%s needs 'token_url' and 'client_id'", type);
+        if (one_of(conf, auth, type, "client_secret", "client_secret_file", err) != 0)
+            return -1;
+    }
+    const sl_conf_node_t *sign = sl_conf_get(d, "sign");
+    if (sign && !sl_conf_get(sign, "secret") && !sl_conf_get(sign, "secret_file"))
+        return sl_conf_error(conf, sign, err, "signing needs 'secret' or 'secret_file'");
+    return 0;
+}
+
+static int check_destinations(const sl_conf_t *conf, struct sl_err *err)
+{
+    const sl_conf_node_t *dests = sl_conf_get(sl_conf_root(conf), "destinations");
+    for (size_t i = 0; i < sl_conf_count(dests); i++)
+        if (check_destination(conf, sl_conf_item(dests, i), err) != 0)
+            return -1;
+    return 0;
+}
+
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err)
 {
     if (check_names(conf, "sources", err) != 0 || check_names(conf, "destinations", err) != 0 ||
-        check_sources(conf, err) != 0 || check_routes(conf, err) != 0)
+        check_sources(conf, err) != 0 || check_routes(conf, err) != 0 ||
+        check_destinations(conf, err) != 0)
         return -1;
     return 0;
 }
