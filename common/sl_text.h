@@ -1,6 +1,6 @@
 /*
  * sl_text: small text decoders that several modules parse untrusted input with (URLs,
- * signatures, JSON Pointers). Pure functions, bounded by their arguments.
+ * signatures, JSON Pointers, UTF-8). Pure functions, bounded by their arguments.
  */
 #ifndef SL_TEXT_H
 #define SL_TEXT_H
@@ -13,5 +13,9 @@ int sl_hex_digit(int c);
 /* Percent-decodes s[0..n) into out (size bytes, always NUL-terminated on success).
  * Returns 0, -1 for a malformed escape or an encoded NUL (%00), -2 when it does not fit. */
 int sl_pct_decode(const char *s, size_t n, char *out, size_t size);
+
+/* Length of the valid UTF-8 sequence at p (n >= 1 bytes left), or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+size_t sl_utf8_seq_len(const unsigned char *p, size_t n);
 
 #endif

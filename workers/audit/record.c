@@ -151,32 +151,6 @@ static void skip_ws(struct scan *s)
         s->p++;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when it is not one (overlong
- * forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        len = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        len = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
-        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
-        return 0;
-    return len;
-}
-
 static int hex4(const unsigned char *p)
 {
     int v = 0;
@@ -231,7 +205,7 @@ static bool scan_string(struct scan *s, char **out)
         if (c < 0x20)
             return wrong(s, "a control character in a string");
         if (c != '\\') {
-            size_t n = utf8_len(s->p, (size_t)(s->end - s->p));
+            size_t n = sl_utf8_seq_len(s->p, (size_t)(s->end - s->p));
             if (!n)
                 return wrong(s, "a string that is not UTF-8");
             if (o) {

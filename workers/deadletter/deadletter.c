@@ -14,6 +14,7 @@
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pg.h"
+#include "sl_text.h"
 
 #define TIME_MAX    40                /* "2026-11-24 17:30:00.123+00" and its NUL, with room */
 #define TIME_MAX_MS 253402300800000LL /* 10000-01-01T00:00:00Z */
@@ -63,32 +64,6 @@ static double now_s(void)
 
 /* ---- building a letter ---- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when it is not one (overlong
- * forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        len = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        len = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
-        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
-        return 0;
-    return len;
-}
-
 /* A copy of s (NUL-free, as CloudEvents attribute values are) that is valid UTF-8: every byte
  * that does not start a valid sequence becomes U+FFFD. NULL for NULL or out of memory. */
 static char *utf8_copy(const char *s)
@@ -101,7 +76,7 @@ static char *utf8_copy(const char *s)
         return NULL;
     const unsigned char *p = (const unsigned char *)s;
     while (n > 0) {
-        size_t len = utf8_seq(p, n);
+        size_t len = sl_utf8_seq_len(p, n);
         if (len) {
             memcpy(o, p, len);
             o += len;
