@@ -44,6 +44,23 @@ void sl_testenv_create_topic(const char *topic, int partitions)
     }
 }
 
+void sl_testenv_stage_topics(struct sl_testenv_topics *t, const char *name, const char *in,
+                             const char *out)
+{
+    char base[80]; /* + "-" + a UUID fits the prefix */
+    snprintf(base, sizeof(base), "sluice-test-%s", name);
+    sl_testenv_unique(base, t->prefix, sizeof(t->prefix) - 1);
+    strcat(t->prefix, ".");
+    snprintf(t->in, sizeof(t->in), "%s%s", t->prefix, in);
+    snprintf(t->out, sizeof(t->out), "%s%s", t->prefix, out);
+    snprintf(t->dlq, sizeof(t->dlq), "%sdlq", t->prefix);
+    snprintf(t->audit, sizeof(t->audit), "%saudit", t->prefix);
+    sl_testenv_create_topic(t->in, 3);
+    sl_testenv_create_topic(t->out, 3);
+    sl_testenv_create_topic(t->dlq, 1);
+    sl_testenv_create_topic(t->audit, 3);
+}
+
 rd_kafka_t *sl_testenv_consumer(const char *topic, int partitions)
 {
     struct sl_kafka_settings s;

@@ -18,6 +18,17 @@ void sl_testenv_kafka(struct sl_kafka_settings *s);
 /* "<prefix>-<uuid>" into buf: a name no earlier run used. */
 void sl_testenv_unique(const char *prefix, char *buf, size_t size);
 
+/* The topics of one stage under a prefix of their own. */
+struct sl_testenv_topics {
+    char prefix[128]; /* "sluice-test-<name>-<unique id>." */
+    char in[256], out[256], dlq[256], audit[256];
+};
+
+/* Names and creates, under a new prefix for `name`: <prefix><in> and <prefix><out> with 3
+ * partitions each, <prefix>dlq with 1 and <prefix>audit with 3. Fails the test if it cannot. */
+void sl_testenv_stage_topics(struct sl_testenv_topics *t, const char *name, const char *in,
+                             const char *out);
+
 /* Creates a topic with `partitions` partitions on the test broker; fails the test if it
  * cannot. */
 void sl_testenv_create_topic(const char *topic, int partitions);

@@ -13,18 +13,14 @@
 
 void sink_setup(struct sink_run *r, const char *name, const char *dsn, const char *extra)
 {
-    char base[96], yaml[8192];
-    snprintf(base, sizeof(base), "sluice-test-%s", name);
-    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
-    strcat(r->prefix, ".");
-    snprintf(r->topic_ingress, sizeof(r->topic_ingress), "%singress", r->prefix);
-    snprintf(r->topic_validated, sizeof(r->topic_validated), "%svalidated", r->prefix);
-    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
-    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
-    sl_testenv_create_topic(r->topic_ingress, 3);
-    sl_testenv_create_topic(r->topic_validated, 3);
-    sl_testenv_create_topic(r->topic_audit, 3);
-    sl_testenv_create_topic(r->topic_dlq, 1);
+    char yaml[8192];
+    struct sl_testenv_topics t;
+    sl_testenv_stage_topics(&t, name, "ingress", "validated");
+    snprintf(r->prefix, sizeof(r->prefix), "%s", t.prefix);
+    snprintf(r->topic_ingress, sizeof(r->topic_ingress), "%s", t.in);
+    snprintf(r->topic_validated, sizeof(r->topic_validated), "%s", t.out);
+    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%s", t.dlq);
+    snprintf(r->topic_audit, sizeof(r->topic_audit), "%s", t.audit);
     if (dsn) {
         snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
     } else {

@@ -15,8 +15,7 @@
 #include "sl_testenv.h"
 
 struct run {
-    char prefix[128];
-    char topic_in[256], topic_out[256], topic_dlq[256], topic_audit[256];
+    struct sl_testenv_topics t;
     char config[4096];
     char group[128], admin[64];
     int admin_port;
@@ -24,19 +23,8 @@ struct run {
 
 static void setup(struct run *r, const char *name)
 {
-    char base[96];
-    snprintf(base, sizeof(base), "sluice-test-%s", name);
-    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
-    strcat(r->prefix, ".");
-    snprintf(r->topic_in, sizeof(r->topic_in), "%singress", r->prefix);
-    snprintf(r->topic_out, sizeof(r->topic_out), "%svalidated", r->prefix);
-    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
-    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
-    sl_testenv_create_topic(r->topic_in, 3);
-    sl_testenv_create_topic(r->topic_out, 3);
-    sl_testenv_create_topic(r->topic_dlq, 1);
-    sl_testenv_create_topic(r->topic_audit, 3);
-    sl_testenv_config(r->prefix, NULL, r->config, sizeof(r->config));
+    sl_testenv_stage_topics(&r->t, name, "ingress", "validated");
+    sl_testenv_config(r->t.prefix, NULL, r->config, sizeof(r->config));
     sl_testenv_unique("group", r->group, sizeof(r->group));
     r->admin_port = sl_testenv_free_port();
     snprintf(r->admin, sizeof(r->admin), "127.0.0.1:%d", r->admin_port);
@@ -84,14 +72,14 @@ SL_TEST(verdicts_dead_letters_and_audit)
 {
     struct run r;
     setup(&r, "loop");
-    sl_testenv_produce_event(r.topic_in, "ev-pass", "k1", "{\"hello\":1}");
-    sl_testenv_produce_event(r.topic_in, "ev-reject", "k2", "{\"reject\":true}");
+    sl_testenv_produce_event(r.t.in, "ev-pass", "k1", "{\"hello\":1}");
+    sl_testenv_produce_event(r.t.in, "ev-reject", "k2", "{\"reject\":true}");
     /* A record without CloudEvents headers. */
     struct sl_kafka_settings s;
     struct sl_err err;
     sl_testenv_kafka(&s);
     sl_producer_t *p = sl_producer_new(&s, "raw", NULL, &err);
-    SL_REQUIRE(p && sl_producer_send(p, r.topic_in, "k3", 2, "raw", 3, NULL, NULL, &err) == 0);
+    SL_REQUIRE(p && sl_producer_send(p, r.t.in, "k3", 2, "raw", 3, NULL, NULL, &err) == 0);
     SL_REQUIRE(sl_producer_flush(p, 30000, &err) == 0);
     sl_producer_destroy(p);
 
@@ -100,7 +88,7 @@ SL_TEST(verdicts_dead_letters_and_audit)
     rd_kafka_t *c;
     char buf[4096];
 
-    size_t n = read_all(r.topic_out, 3, msgs, 1, &c);
+    size_t n = read_all(r.t.out, 3, msgs, 1, &c);
     SL_CHECK_INT(n, 1);
     if (n >= 1) {
         SL_CHECK_STR(header(msgs[0], "ce_id", buf, sizeof(buf)), "ev-pass");
@@ -109,7 +97,7 @@ SL_TEST(verdicts_dead_letters_and_audit)
     }
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_dlq, 1, msgs, 2, &c);
+    n = read_all(r.t.dlq, 1, msgs, 2, &c);
     SL_CHECK_INT(n, 2);
     for (size_t i = 0; i < n; i++) {
         SL_CHECK_STR(header(msgs[i], "ce_sluicestage", buf, sizeof(buf)), "passthrough");
@@ -129,7 +117,7 @@ SL_TEST(verdicts_dead_letters_and_audit)
     }
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, 3, &c);
+    n = read_all(r.t.audit, 3, msgs, 3, &c);
     SL_CHECK_INT(n, 3);
     int passed = 0, dead = 0;
     for (size_t i = 0; i < n; i++) {
@@ -161,7 +149,7 @@ SL_TEST(retry_holds_events_in_order_until_the_dependency_is_back)
     enum { N = 20 };
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "ev-%02d", i);
-        sl_testenv_produce_event(r.topic_in, id, "same-key", id);
+        sl_testenv_produce_event(r.t.in, id, "same-key", id);
     }
     pid_t pid = start(&r, "loop-retry");
     unsetenv("SLUICE_PASSTHROUGH_DOWN_FILE");
@@ -178,7 +166,7 @@ SL_TEST(retry_holds_events_in_order_until_the_dependency_is_back)
     SL_CHECK_CONTAINS(body, "sluice_stage_retrying{stage=\"passthrough\"} 1\n");
 
     rd_kafka_message_t *msgs[N + 2];
-    rd_kafka_t *c = sl_testenv_consumer(r.topic_out, 3);
+    rd_kafka_t *c = sl_testenv_consumer(r.t.out, 3);
     SL_CHECK_INT(sl_testenv_consume(c, msgs, 1, 3000), 0); /* nothing passes while down */
 
     unlink(down);
@@ -220,7 +208,7 @@ SL_TEST(sink_commits_only_after_its_flush_succeeds)
     enum { N = 30 };
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "sink-%02d", i);
-        sl_testenv_produce_event(r.topic_in, id, id, id);
+        sl_testenv_produce_event(r.t.in, id, id, id);
     }
     setenv("SLUICE_PASSTHROUGH_DOWN_FILE", down, 1);
     setenv("SLUICE_PASSTHROUGH_SINK_FILE", sink, 1);
@@ -247,7 +235,7 @@ SL_TEST(sink_commits_only_after_its_flush_succeeds)
     for (int i = 0;
          i < 600 && sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body)) != 200; i++)
         usleep(100000);
-    rd_kafka_t *c = sl_testenv_consumer(r.topic_in, 3); /* a pause that waits on Kafka, not time */
+    rd_kafka_t *c = sl_testenv_consumer(r.t.in, 3); /* a pause that waits on Kafka, not time */
     rd_kafka_message_t *msgs[N + 1];
     size_t n = sl_testenv_consume(c, msgs, N, 30000);
     for (size_t i = 0; i < n; i++)

@@ -27,31 +27,19 @@
 #define MAX_MSGS 128
 
 struct run {
-    char prefix[128];
-    char topic_in[256], topic_out[256], topic_dlq[256], topic_audit[256];
+    struct sl_testenv_topics t;
     char config[4096];
     char group[128], admin[64];
     int admin_port;
 };
 
 /* A fresh prefix with its topics; `extra` (may be NULL) becomes the pipeline file, else the
- * caller runs the example file with SLUICE_TOPIC_PREFIX = r->prefix. */
+ * caller runs the example file with SLUICE_TOPIC_PREFIX = r->t.prefix. */
 static void setup(struct run *r, const char *name, const char *extra)
 {
-    char base[96];
-    snprintf(base, sizeof(base), "sluice-test-%s", name);
-    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
-    strcat(r->prefix, ".");
-    snprintf(r->topic_in, sizeof(r->topic_in), "%svalidated", r->prefix);
-    snprintf(r->topic_out, sizeof(r->topic_out), "%snormalized", r->prefix);
-    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
-    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
-    sl_testenv_create_topic(r->topic_in, 3);
-    sl_testenv_create_topic(r->topic_out, 3);
-    sl_testenv_create_topic(r->topic_dlq, 1);
-    sl_testenv_create_topic(r->topic_audit, 3);
+    sl_testenv_stage_topics(&r->t, name, "validated", "normalized");
     if (extra)
-        sl_testenv_config(r->prefix, extra, r->config, sizeof(r->config));
+        sl_testenv_config(r->t.prefix, extra, r->config, sizeof(r->config));
     else
         snprintf(r->config, sizeof(r->config), "%s/deploy/examples/pipeline.yaml",
                  sl_test_source_dir());
@@ -294,12 +282,12 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     char url[64];
     setup(&r, "transform-examples", NULL);
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", srv.port);
-    setenv("SLUICE_TOPIC_PREFIX", r.prefix, 1);
+    setenv("SLUICE_TOPIC_PREFIX", r.t.prefix, 1);
     setenv("SLUICE_REDIS_URL", url, 1);
     size_t n_rules = 0;
     for (; tf_example_rules[n_rules]; n_rules++) {
         json_t *in = tf_load(tf_example_rules[n_rules], "input");
-        produce_fixture(r.topic_in, in);
+        produce_fixture(r.t.in, in);
         json_decref(in);
     }
     /* A push to a repository nobody claimed: the rule's on_missing is null. */
@@ -308,14 +296,14 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
                         json_string("unclaimed-push"));
     json_object_set_new(json_object_get(json_object_get(unclaimed, "data"), "repository"),
                         "full_name", json_string("octo-org/unclaimed"));
-    produce_fixture(r.topic_in, unclaimed);
+    produce_fixture(r.t.in, unclaimed);
     json_decref(unclaimed);
     pid_t pid = start(&r, "transform-examples");
 
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[8192];
-    size_t n = read_all(r.topic_out, 3, msgs, n_rules + 1, &c);
+    size_t n = read_all(r.t.out, 3, msgs, n_rules + 1, &c);
     SL_CHECK_INT(n, n_rules + 1);
     for (size_t i = 0; i < n_rules; i++) {
         json_t *want = tf_load(tf_example_rules[i], "expected");
@@ -333,7 +321,7 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     SL_CHECK_CONTAINS(buf, "\"owner_team\":null}");
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, n_rules + 1, &c);
+    n = read_all(r.t.audit, 3, msgs, n_rules + 1, &c);
     SL_CHECK_INT(n, n_rules + 1);
     json_t *a = audit_of(msgs, n, "01936052-0a1b-7c2d-8e3f-405162738404");
     SL_CHECK_STR(jstr(a, "outcome"), "passed");
@@ -382,18 +370,18 @@ SL_TEST(schema_guard_errors_pass_through_and_required)
     static const char good[] = "{\"id\":\"p1\",\"cust\":\"c1\",\"amount\":1250,\"cur\":\"EUR\","
                                "\"at\":\"2026-11-24T17:30:00Z\"}";
     static const char other[] = "{\"anything\": [1, 2.5, \"x\"]}";
-    produce(r.topic_in, "ev-good", "shop", "order.paid", "c1", good);
-    produce(r.topic_in, "ev-broken", "shop", "order.paid", "c1",
+    produce(r.t.in, "ev-good", "shop", "order.paid", "c1", good);
+    produce(r.t.in, "ev-broken", "shop", "order.paid", "c1",
             "{\"id\":\"p2\",\"cust\":\"c1\",\"amount\":\"12.50\",\"cur\":\"eur\","
             "\"at\":\"2026-11-24T17:30:00Z\"}");
-    produce(r.topic_in, "ev-other", "shop", "order.created", "c9", other);
-    produce(r.topic_in, "ev-boom", "shop", "boom", "k", "{\"why\":\"no reason\"}");
+    produce(r.t.in, "ev-other", "shop", "order.created", "c9", other);
+    produce(r.t.in, "ev-boom", "shop", "boom", "k", "{\"why\":\"no reason\"}");
     pid_t pid = start(&r, "transform-guard");
 
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096];
-    size_t n = read_all(r.topic_out, 3, msgs, 2, &c);
+    size_t n = read_all(r.t.out, 3, msgs, 2, &c);
     SL_CHECK_INT(n, 2);
     SL_CHECK_STR(payload_of(msgs, n, "ev-good", buf, sizeof(buf)),
                  "{\"payment_id\":\"p1\",\"customer_id\":\"c1\",\"amount_minor\":1250,"
@@ -405,7 +393,7 @@ SL_TEST(schema_guard_errors_pass_through_and_required)
     SL_CHECK_STR(header(find(msgs, n, "ev-other"), "ce_type", buf, sizeof(buf)), "order.created");
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_dlq, 1, msgs, 2, &c);
+    n = read_all(r.t.dlq, 1, msgs, 2, &c);
     SL_CHECK_INT(n, 2);
     rd_kafka_message_t *m = find(msgs, n, "ev-broken");
     SL_CHECK_STR(header(m, "ce_sluicestage", buf, sizeof(buf)), "transform");
@@ -427,14 +415,14 @@ SL_TEST(schema_guard_errors_pass_through_and_required)
     /* The same with transforms required: the event no rule maps is dead-lettered. */
     snprintf(extra, sizeof(extra), GUARD_RULES, sl_test_source_dir(), "true");
     setup(&r, "transform-required", extra);
-    produce(r.topic_in, "ev-other", "shop", "order.created", "c9", other);
+    produce(r.t.in, "ev-other", "shop", "order.created", "c9", other);
     pid = start(&r, "transform-required");
-    n = read_all(r.topic_dlq, 1, msgs, 1, &c);
+    n = read_all(r.t.dlq, 1, msgs, 1, &c);
     SL_CHECK_INT(n, 1);
     SL_CHECK_STR(header(find(msgs, n, "ev-other"), "ce_sluicereason", buf, sizeof(buf)),
                  "no transform rule matched type order.created (transform.required is true)");
     free_all(msgs, n, c);
-    n = read_all(r.topic_audit, 3, msgs, 1, &c);
+    n = read_all(r.t.audit, 3, msgs, 1, &c);
     SL_CHECK_INT(n, 1);
     json_t *a = audit_of(msgs, n, "ev-other");
     SL_CHECK_STR(jstr(a, "outcome"), "dead_lettered");
@@ -516,29 +504,29 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     SL_REQUIRE(api);
     struct run r;
     enrich_setup(&r, "transform-enrich", &srv, destsim_url(api));
-    produce(r.topic_in, "hit-1", "shop", "order.paid", "cus_1",
+    produce(r.t.in, "hit-1", "shop", "order.paid", "cus_1",
             "{\"id\":\"o1\",\"customer\":\"cus_1\"}");
-    produce(r.topic_in, "hit-2", "shop", "order.paid", "cus_1",
+    produce(r.t.in, "hit-2", "shop", "order.paid", "cus_1",
             "{\"id\":\"o2\",\"customer\":\"cus_1\"}");
     /* No account in Redis: strict dead-letters it, lenient goes on with nulls (the plan's
      * field is then null, and the API answers 404). */
-    produce(r.topic_in, "miss-redis", "shop", "order.paid", "cus_3",
+    produce(r.t.in, "miss-redis", "shop", "order.paid", "cus_3",
             "{\"id\":\"o3\",\"customer\":\"cus_3\"}");
-    produce(r.topic_in, "miss-lenient", "shop", "order.paid.lenient", "cus_3",
+    produce(r.t.in, "miss-lenient", "shop", "order.paid.lenient", "cus_3",
             "{\"id\":\"o4\",\"customer\":\"cus_3\"}");
     /* In Redis, but the API does not know the customer. */
-    produce(r.topic_in, "miss-http", "shop", "order.paid", "cus_2",
+    produce(r.t.in, "miss-http", "shop", "order.paid", "cus_2",
             "{\"id\":\"o5\",\"customer\":\"cus_2\"}");
     /* Answers that cannot be used: not JSON, and over the lookup's max_bytes. */
-    produce(r.topic_in, "not-json", "shop", "order.paid", "cus_5",
+    produce(r.t.in, "not-json", "shop", "order.paid", "cus_5",
             "{\"id\":\"o6\",\"customer\":\"cus_5\"}");
-    produce(r.topic_in, "too-big", "shop", "order.small", "k", "{}");
+    produce(r.t.in, "too-big", "shop", "order.small", "k", "{}");
     pid_t pid = start(&r, "transform-enrich");
 
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096], want[512];
-    size_t n = read_all(r.topic_out, 3, msgs, 3, &c);
+    size_t n = read_all(r.t.out, 3, msgs, 3, &c);
     SL_CHECK_INT(n, 3);
     SL_CHECK_STR(payload_of(msgs, n, "hit-1", buf, sizeof(buf)),
                  "{\"order\":\"o1\",\"account\":\"acct_9\",\"plan\":\"pro\",\"tier\":\"gold\"}");
@@ -548,7 +536,7 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
                  "{\"order\":\"o4\",\"account\":null,\"plan\":null,\"tier\":null}");
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_dlq, 1, msgs, 4, &c);
+    n = read_all(r.t.dlq, 1, msgs, 4, &c);
     SL_CHECK_INT(n, 4);
     SL_CHECK_STR(header(find(msgs, n, "miss-redis"), "ce_sluicereason", buf, sizeof(buf)),
                  "transform 'strict': lookup 'account': redis GET acct:cus_3: not found "
@@ -569,7 +557,7 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     SL_CHECK_STR(header(find(msgs, n, "too-big"), "ce_sluicereason", buf, sizeof(buf)), want);
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, 7, &c);
+    n = read_all(r.t.audit, 3, msgs, 7, &c);
     SL_CHECK_INT(n, 7);
     json_t *a = audit_of(msgs, n, "hit-1");
     SL_CHECK_STR(jstr(a, "detail.lookups.account"), "found");
@@ -592,7 +580,7 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     redisReply *keys = redis_do(&srv, 2, (const char *[]){"KEYS", "*lookup:*"});
     SL_CHECK_INT(keys->elements, 1);
     if (keys->elements == 1) {
-        snprintf(want, sizeof(want), "%slookup:", r.prefix);
+        snprintf(want, sizeof(want), "%slookup:", r.t.prefix);
         SL_CHECK(strncmp(keys->element[0]->str, want, strlen(want)) == 0);
         redisReply *ttl = redis_do(&srv, 2, (const char *[]){"PTTL", keys->element[0]->str});
         SL_CHECK(ttl->integer > 0 && ttl->integer <= 60000);
@@ -622,8 +610,7 @@ SL_TEST(outages_hold_events_and_lose_none)
     enum { N = 6 };
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "ev-%d", i);
-        produce(r.topic_in, id, "shop", "order.paid", "cus_1",
-                "{\"id\":\"o\",\"customer\":\"cus_1\"}");
+        produce(r.t.in, id, "shop", "order.paid", "cus_1", "{\"id\":\"o\",\"customer\":\"cus_1\"}");
         if (i == 0) {
             snprintf(want, sizeof(want), "lookup 'customer': HTTP 503 from %s/customers/cus_1",
                      destsim_url(api));
@@ -632,7 +619,7 @@ SL_TEST(outages_hold_events_and_lose_none)
         }
     }
     rd_kafka_message_t *msgs[MAX_MSGS];
-    rd_kafka_t *c = sl_testenv_consumer(r.topic_out, 3);
+    rd_kafka_t *c = sl_testenv_consumer(r.t.out, 3);
     SL_CHECK_INT(sl_testenv_consume(c, msgs, 1, 3000), 0);
 
     /* Then too slow for the lookup's deadline: still held. */

@@ -23,8 +23,7 @@
 #define MAX_MSGS 128
 
 struct run {
-    char prefix[128];
-    char topic_in[256], topic_out[256], topic_dlq[256], topic_audit[256];
+    struct sl_testenv_topics t;
     char config[4096];
     char group[128], admin[64];
     int admin_port;
@@ -33,18 +32,8 @@ struct run {
 /* The sources every test uses, after `redis` settings (may be ""). */
 static void setup(struct run *r, const char *name, const char *redis)
 {
-    char base[96], extra[4096];
-    snprintf(base, sizeof(base), "sluice-test-%s", name);
-    sl_testenv_unique(base, r->prefix, sizeof(r->prefix) - 1);
-    strcat(r->prefix, ".");
-    snprintf(r->topic_in, sizeof(r->topic_in), "%singress", r->prefix);
-    snprintf(r->topic_out, sizeof(r->topic_out), "%svalidated", r->prefix);
-    snprintf(r->topic_dlq, sizeof(r->topic_dlq), "%sdlq", r->prefix);
-    snprintf(r->topic_audit, sizeof(r->topic_audit), "%saudit", r->prefix);
-    sl_testenv_create_topic(r->topic_in, 3);
-    sl_testenv_create_topic(r->topic_out, 3);
-    sl_testenv_create_topic(r->topic_dlq, 1);
-    sl_testenv_create_topic(r->topic_audit, 3);
+    char extra[4096];
+    sl_testenv_stage_topics(&r->t, name, "ingress", "validated");
     snprintf(extra, sizeof(extra),
              "%s"
              "schema_dir: \"%s/schemas\"\n"
@@ -63,7 +52,7 @@ static void setup(struct run *r, const char *name, const char *redis)
              "validate:\n"
              "  loop: { retry_max: 1s }\n",
              redis, sl_test_source_dir());
-    sl_testenv_config(r->prefix, extra, r->config, sizeof(r->config));
+    sl_testenv_config(r->t.prefix, extra, r->config, sizeof(r->config));
     sl_testenv_unique("group", r->group, sizeof(r->group));
     r->admin_port = sl_testenv_free_port();
     snprintf(r->admin, sizeof(r->admin), "127.0.0.1:%d", r->admin_port);
@@ -254,19 +243,19 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
         {"ev-noschema", "crm", "contact.deleted", "crm-1", "k", "{\"contact\":{}}"},
         {"ev-open", "open", "open.anything", "open-1", "k-open", "{\"free\": [1, 2]}"},
     };
-    produce(r.topic_in, evs, sizeof(evs) / sizeof(evs[0]));
+    produce(r.t.in, evs, sizeof(evs) / sizeof(evs[0]));
     pid_t pid = start(&r, "validate-verdicts");
 
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096];
-    size_t n = read_all(r.topic_out, 3, msgs, 2, &c);
+    size_t n = read_all(r.t.out, 3, msgs, 2, &c);
     SL_CHECK_INT(n, 2);
     check_unchanged(find(msgs, n, "ev-valid"), &evs[0]);
     check_unchanged(find(msgs, n, "ev-open"), &evs[5]);
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_dlq, 1, msgs, 4, &c);
+    n = read_all(r.t.dlq, 1, msgs, 4, &c);
     SL_CHECK_INT(n, 4);
     rd_kafka_message_t *m = find(msgs, n, "ev-invalid");
     SL_REQUIRE(m);
@@ -294,7 +283,7 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
                  "no schema for type contact.deleted of source crm");
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, 6, &c);
+    n = read_all(r.t.audit, 3, msgs, 6, &c);
     SL_CHECK_INT(n, 6);
     json_t *a = audit_of(msgs, n, "ev-valid");
     SL_CHECK_STR(jstr(a, "outcome"), "passed");
@@ -340,7 +329,7 @@ static void preclaim(sl_redis_t *redis, const struct run *r, const char *source,
     char key[512], value[512];
     struct sl_err err;
     redisReply *reply;
-    snprintf(key, sizeof(key), "%sdedup:%s:%s", r->prefix, source, idem);
+    snprintf(key, sizeof(key), "%sdedup:%s:%s", r->t.prefix, source, idem);
     snprintf(value, sizeof(value), "%s/%d/%lld %s", topic, (int)partition, (long long)offset, id);
     const char *argv[] = {"SET", key, value, "PX", "600000"};
     SL_REQUIRE(sl_redis_cmd(redis, &reply, 5, argv, NULL, &err) == 0);
@@ -377,17 +366,17 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
         /* No idempotency key: no dedup. */
         {"f-1", "open", "open.thing", NULL, "f", "{}"},
     };
-    produce(r.topic_in, evs, sizeof(evs) / sizeof(evs[0]));
+    produce(r.t.in, evs, sizeof(evs) / sizeof(evs[0]));
     sl_redis_t *redis = shared_redis();
-    preclaim(redis, &r, "stripe", "evt_D1", r.topic_in, evs[4].partition, evs[4].offset, "d-1");
-    preclaim(redis, &r, "stripe", "evt_E1", r.topic_in, 0, 0, "e-1");
+    preclaim(redis, &r, "stripe", "evt_D1", r.t.in, evs[4].partition, evs[4].offset, "d-1");
+    preclaim(redis, &r, "stripe", "evt_E1", r.t.in, 0, 0, "e-1");
     sl_redis_destroy(redis);
     pid_t pid = start(&r, "validate-dedup");
 
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[512];
-    size_t n = read_all(r.topic_out, 3, msgs, 4, &c);
+    size_t n = read_all(r.t.out, 3, msgs, 4, &c);
     SL_CHECK_INT(n, 4);
     check_unchanged(find(msgs, n, "a-1"), &evs[0]);
     check_unchanged(find(msgs, n, "c-1"), &evs[2]);
@@ -396,7 +385,7 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     SL_CHECK(!find(msgs, n, "a-2") && !find(msgs, n, "e-2"));
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, 7, &c);
+    n = read_all(r.t.audit, 3, msgs, 7, &c);
     SL_CHECK_INT(n, 7);
     int passed = 0, duplicate = 0;
     for (size_t i = 0; i < n; i++) {
@@ -528,15 +517,15 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
                              "{\"id\":\"evt_B\",\"object\":\"event\",\"type\":\"other.event\","
                              "\"created\":1,\"data\":{\"object\":{}}}"};
     }
-    produce(r.topic_in, evs, N1);
+    produce(r.t.in, evs, N1);
     rd_kafka_message_t *msgs[MAX_MSGS];
-    rd_kafka_t *c = sl_testenv_consumer(r.topic_out, 3);
+    rd_kafka_t *c = sl_testenv_consumer(r.t.out, 3);
     size_t n = sl_testenv_consume(c, msgs, N1, 60000);
     SL_CHECK_INT(n, N1);
 
     /* Redis dies; new events and retries of old ones arrive meanwhile. */
     redis_kill(&srv);
-    produce(r.topic_in, evs + N1, N2 + RETRIES);
+    produce(r.t.in, evs + N1, N2 + RETRIES);
     SL_CHECK_INT(wait_ready(r.admin_port, 503, "dedup: redis", body, sizeof(body)), 503);
     SL_CHECK_CONTAINS(body, "waiting on a dependency");
     /* Nothing is forwarded undeduplicated while Redis is away. */
@@ -561,7 +550,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
             sl_test_fail(__FILE__, __LINE__, "event ev-%02d forwarded %d times", k, seen[k]);
     free_all(msgs, n, c);
 
-    n = read_all(r.topic_audit, 3, msgs, N1 + N2 + RETRIES, &c);
+    n = read_all(r.t.audit, 3, msgs, N1 + N2 + RETRIES, &c);
     SL_CHECK_INT(n, N1 + N2 + RETRIES);
     int duplicate = 0;
     for (size_t i = 0; i < n; i++) {
