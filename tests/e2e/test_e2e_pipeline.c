@@ -1,8 +1,12 @@
 /* The pipeline end to end with the shipped example (deploy/examples/pipeline.yaml, unchanged):
- * sluice-ingress, sluice-validate, sluice-transform and sluice-route as processes against the
- * test broker and Redis. A Stripe-signed charge.succeeded posted to the ingress reaches
- * <prefix>deliver.crm and <prefix>deliver.warehouse normalized to payment.succeeded, exactly as
- * the transform fixture expects, with the id the ingress answered and the route's name. */
+ * every Sluice binary as a process against the test broker, Redis and a schema of its own in
+ * the test database, and two destination simulators as the CRM (OAuth2 client credentials,
+ * bearer tokens required) and the warehouse. A Stripe-signed charge.succeeded posted to the
+ * ingress reaches <prefix>deliver.crm and <prefix>deliver.warehouse normalized to
+ * payment.succeeded, exactly as the transform fixture expects, with the id the ingress answered
+ * and the route's name; each simulator receives it once, with its credentials, the
+ * Idempotency-Key of the event and destination and (CRM) a Standard Webhooks signature; the
+ * audit trail holds each stage's decision and event_status says delivered to both. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,16 +15,60 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "destsim_client.h"
 #include "ingress_harness.h"
+#include "pg_testenv.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
 #include "transform_fixture.h"
 #include "verify.h"
 
-#define STRIPE_SECRET "whsec_e2eTestSecretOnlyForThisRun0123"
+#define STRIPE_SECRET     "whsec_e2eTestSecretOnlyForThisRun0123"
+#define CRM_CLIENT_SECRET "e2e-crm-client-secret"
+#define CRM_SIGNING       "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define WAREHOUSE_TOKEN   "e2e-warehouse-token"
 
-static const char *const stages[] = {"validate", "transform", "route"};
+/* deliver takes no --group: its groups are per destination (sluice-deliver-<name>), and the
+ * run's topics are its own, so they do not meet another run's. */
+static const char *const stages[] = {"validate", "transform",  "route",
+                                     "audit",    "deadletter", "deliver"};
 #define N_STAGES (sizeof(stages) / sizeof(stages[0]))
+
+/* The one request destsim `d` received whose Idempotency-Key is `key`, waiting (90 s at most)
+ * until it has answered it; a new reference (json_decref), NULL when none came. */
+static json_t *received(destsim_t *d, const char *key)
+{
+    struct sl_err err;
+    for (int i = 0; i < 900; i++) {
+        json_t *stats = destsim_stats(d, &err), *req;
+        size_t k;
+        SL_REQUIRE(stats);
+        json_array_foreach(json_object_get(stats, "requests"), k, req)
+        {
+            const char *got = json_string_value(
+                json_object_get(json_object_get(req, "headers"), "Idempotency-Key"));
+            if (got && strcmp(got, key) == 0) {
+                json_incref(req);
+                json_decref(stats);
+                return req;
+            }
+        }
+        json_decref(stats);
+        usleep(100000);
+    }
+    return NULL;
+}
+
+/* Polls `sql` (a number) until it equals `want` (90 s at most); returns the last value. */
+static long long wait_pg(sl_pg_t *pg, const char *sql, long long want)
+{
+    long long v = pg_test_int(pg, sql);
+    for (int i = 0; v != want && i < 900; i++) {
+        usleep(100000);
+        v = pg_test_int(pg, sql);
+    }
+    return v;
+}
 
 /* Polls GET /readyz on `port` until 200 (60 s at most). */
 static bool wait_ready(int port)
@@ -39,8 +87,9 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     char prefix[128], topic[256], config[4096], listen[64], admin[64], group[128];
     sl_testenv_unique("sluice-test-e2e", prefix, sizeof(prefix) - 1);
     strcat(prefix, ".");
-    static const char *const topics[] = {
-        "ingress", "validated", "normalized", "deliver.crm", "deliver.warehouse", "dlq", "audit"};
+    static const char *const topics[] = {"ingress",     "validated",         "normalized",
+                                         "deliver.crm", "deliver.warehouse", "dlq",
+                                         "audit",       "outcomes"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         snprintf(topic, sizeof(topic), "%s%s", prefix, topics[i]);
         sl_testenv_create_topic(topic, 3);
@@ -51,6 +100,28 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     setenv("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET, 1);
     setenv("CRM_WEBHOOK_SECRET", "e2e-crm-secret", 1);
     setenv("GITHUB_WEBHOOK_SECRET", "e2e-github-secret", 1);
+    /* The destinations: two simulators; the audit database: a schema of this run's. */
+    struct sl_err err;
+    char url[512], schema[64], dsn[PG_TEST_DSN_MAX];
+    const char *crm_args[] = {"--oauth-client", "sluice:" CRM_CLIENT_SECRET, "--require-bearer",
+                              NULL};
+    destsim_t *crm = destsim_start(NULL, crm_args, &err);
+    SL_REQUIRE(crm);
+    destsim_t *warehouse = destsim_start(NULL, NULL, &err);
+    SL_REQUIRE(warehouse);
+    snprintf(url, sizeof(url), "%s/crm/payments", destsim_url(crm));
+    setenv("CRM_API_URL", url, 1);
+    snprintf(url, sizeof(url), "%s/_sim/oauth/token", destsim_url(crm));
+    setenv("CRM_TOKEN_URL", url, 1);
+    setenv("CRM_CLIENT_SECRET", CRM_CLIENT_SECRET, 1);
+    setenv("CRM_SIGNING_SECRET", CRM_SIGNING, 1);
+    snprintf(url, sizeof(url), "%s/ingest", destsim_url(warehouse));
+    setenv("WAREHOUSE_URL", url, 1);
+    setenv("WAREHOUSE_TOKEN", WAREHOUSE_TOKEN, 1);
+    pg_test_schema(schema, dsn);
+    setenv("SLUICE_PG_DSN", dsn, 1);
+    sl_pg_t *pg = pg_test_handle(dsn, 0);
+    pg_test_migrate(pg);
 
     int http_port = sl_testenv_free_port(), admin_port[N_STAGES + 1];
     pid_t pids[N_STAGES + 1];
@@ -67,7 +138,9 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
         snprintf(name, sizeof(name), "sluice-%s", stages[i]);
         snprintf(log, sizeof(log), "e2e-%s", stages[i]);
         sl_testenv_unique(stages[i], group, sizeof(group));
-        const char *args[] = {"--config", config, "--group", group, "--admin-listen", admin, NULL};
+        const char *args[] = {"--config", config, "--admin-listen", admin, "--group", group, NULL};
+        if (strcmp(stages[i], "deliver") == 0)
+            args[4] = NULL;
         pids[i + 1] = sl_testenv_spawn(name, args, log);
     }
     SL_REQUIRE(wait_ready(admin_port[0]));
@@ -78,7 +151,6 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     size_t len;
     char *body = tf_payload(in, &len);
     char sig[VERIFY_SIGNATURE_OUT_MAX], sig_header[VERIFY_SIGNATURE_OUT_MAX + 32];
-    struct sl_err err;
     SL_REQUIRE(verify_sign_stripe(STRIPE_SECRET, (long)time(NULL), body, len, sig, sizeof(sig),
                                   &err) == 0);
     snprintf(sig_header, sizeof(sig_header), "Stripe-Signature: %s", sig);
@@ -124,12 +196,77 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     SL_CHECK_INT(dlq.n, 0);
     records_free(&dlq);
 
+    /* Each destination received it once, with its credentials and the event's key. */
+    char key[160], sql[512];
+    snprintf(key, sizeof(key), "%s:crm", id);
+    json_t *req = received(crm, key);
+    SL_REQUIRE(req);
+    json_t *h = json_object_get(req, "headers");
+    SL_CHECK_INT(json_integer_value(json_object_get(req, "status")), 200);
+    SL_CHECK_STR(json_string_value(json_object_get(req, "path")), "/crm/payments");
+    SL_CHECK_STR(json_string_value(json_object_get(req, "body")), want_payload);
+    SL_CHECK(strncmp(json_string_value(json_object_get(h, "Authorization")), "Bearer ", 7) == 0);
+    SL_CHECK_STR(json_string_value(json_object_get(h, "webhook-id")), id);
+    SL_CHECK(strncmp(json_string_value(json_object_get(h, "webhook-signature")), "v1,", 3) == 0);
+    json_decref(req);
+    snprintf(key, sizeof(key), "%s:warehouse", id);
+    req = received(warehouse, key);
+    SL_REQUIRE(req);
+    h = json_object_get(req, "headers");
+    SL_CHECK_INT(json_integer_value(json_object_get(req, "status")), 200);
+    SL_CHECK_STR(json_string_value(json_object_get(req, "body")), want_payload);
+    SL_CHECK_STR(json_string_value(json_object_get(h, "Authorization")), "Bearer " WAREHOUSE_TOKEN);
+    SL_CHECK_STR(json_string_value(json_object_get(h, "X-Sluice-Pipeline")), "example");
+    json_decref(req);
+    json_t *counters = destsim_counters(crm, &err);
+    SL_REQUIRE(counters);
+    SL_CHECK_INT(json_integer_value(json_object_get(counters, "requests_total")), 1);
+    json_decref(counters);
+
+    /* One final outcome per destination. */
+    struct records outcomes;
+    snprintf(topic, sizeof(topic), "%soutcomes", prefix);
+    harness_read_topic(topic, 8, 2, 90000, 2000, &outcomes);
+    SL_CHECK_INT(outcomes.n, 2);
+    for (size_t i = 0; i < outcomes.n; i++) {
+        json_t *o = json_loadb(outcomes.m[i]->payload, outcomes.m[i]->len, 0, NULL);
+        SL_CHECK_STR(json_string_value(json_object_get(o, "event_id")), id);
+        SL_CHECK_STR(json_string_value(json_object_get(o, "outcome")), "delivered");
+        json_decref(o);
+    }
+    records_free(&outcomes);
+
+    /* The audit trail: each stage's decision and both deliveries; the event's state per
+     * destination. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit WHERE event_id = '%s' AND (stage, outcome, "
+             "coalesce(destination, '')) IN (('validate', 'passed', ''), ('transform', "
+             "'passed', ''), ('route', 'passed', ''), ('deliver', 'delivered', 'crm'), "
+             "('deliver', 'delivered', 'warehouse'))",
+             id);
+    SL_CHECK_INT(wait_pg(pg, sql, 5), 5);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM event_status WHERE event_id = '%s' AND state = 'delivered' "
+             "AND destination IN ('crm', 'warehouse') AND source = 'stripe'",
+             id);
+    SL_CHECK_INT(wait_pg(pg, sql, 2), 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit WHERE event_id = '%s'", id);
+    SL_CHECK_INT(pg_test_int(pg, sql), 5);
+
     for (size_t i = 0; i <= N_STAGES; i++)
         SL_CHECK_INT(sl_testenv_stop(pids[i], SIGTERM, 60000), 0);
+    SL_CHECK_INT(destsim_stop(crm), 0);
+    SL_CHECK_INT(destsim_stop(warehouse), 0);
+    sl_pg_destroy(pg);
     free(want_payload);
     free(body);
     json_decref(in);
     json_decref(want);
 }
 
-SL_TEST_MAIN()
+int main(void)
+{
+    int rc = sl_test_run_all();
+    pg_test_cleanup();
+    return rc;
+}
