@@ -1062,9 +1062,47 @@ static void run_free(struct run *r)
     r->n = 0;
 }
 
+struct sl_expr_input {
+    jv v;
+};
+
+sl_expr_input_t *sl_expr_input_new(const json_t *doc, struct sl_err *err)
+{
+    if (!doc) {
+        sl_err_set(err, SL_ERR_INVALID, "expression: no input");
+        return NULL;
+    }
+    /* The thread's set-up installs libjq's out-of-memory handler, which the conversion may
+     * call (outside an evaluation it returns, and libjq aborts: as for any allocation). */
+    if (!thread_get(err))
+        return NULL;
+    sl_expr_input_t *in = malloc(sizeof(*in));
+    if (!in) {
+        sl_err_set(err, SL_ERR_NOMEM, "expression: out of memory");
+        return NULL;
+    }
+    const char *why = NULL;
+    in->v = to_jv(doc, 0, &why);
+    if (why) {
+        jv_free(in->v);
+        free(in);
+        sl_err_set(err, SL_ERR_INVALID, "the input %s", why);
+        return NULL;
+    }
+    return in;
+}
+
+void sl_expr_input_free(sl_expr_input_t *in)
+{
+    if (!in)
+        return;
+    jv_free(in->v);
+    free(in);
+}
+
 /* Runs `e` over `input` on the calling thread, filling *r. 0, or -1 with *err (and nothing
  * left to free in *r). */
-static int eval(sl_expr_t *e, const json_t *input, struct run *r, struct sl_err *err)
+static int eval(sl_expr_t *e, const sl_expr_input_t *input, struct run *r, struct sl_err *err)
 {
     if (!e || !input)
         return sl_err_set(err, SL_ERR_INVALID, "expression: no expression or no input");
@@ -1077,12 +1115,9 @@ static int eval(sl_expr_t *e, const json_t *input, struct run *r, struct sl_err 
             return -1;
         e->jq[t->slot] = jq;
     }
-    const char *why = NULL;
-    jv in = to_jv(input, 0, &why);
-    if (why) {
-        jv_free(in);
-        return sl_err_set(err, SL_ERR_INVALID, "expression '%s': the input %s", e->name, why);
-    }
+    /* jq takes a reference; values are copied on write while we hold ours, so the input stays
+     * as it was for the next evaluation, even after an abort. */
+    jv in = jv_copy(input->v);
 
     atomic_store_explicit(&t->budget_ns, (uint64_t)e->budget.cpu_ms * 1000000u,
                           memory_order_relaxed);
@@ -1119,7 +1154,40 @@ static int eval(sl_expr_t *e, const json_t *input, struct run *r, struct sl_err 
     return 0;
 }
 
+/* The input converted for one evaluation, with the expression's name in the error. */
+static sl_expr_input_t *input_for(const sl_expr_t *e, const json_t *input, struct sl_err *err)
+{
+    if (!e || !input) {
+        sl_err_set(err, SL_ERR_INVALID, "expression: no expression or no input");
+        return NULL;
+    }
+    sl_expr_input_t *in = sl_expr_input_new(input, err);
+    if (!in)
+        sl_err_prefix(err, "expression '%s'", e->name);
+    return in;
+}
+
 int sl_expr_bool(sl_expr_t *e, const json_t *input, bool *out, struct sl_err *err)
+{
+    sl_expr_input_t *in = input_for(e, input, err);
+    if (!in)
+        return -1;
+    int rc = sl_expr_bool_in(e, in, out, err);
+    sl_expr_input_free(in);
+    return rc;
+}
+
+json_t *sl_expr_value(sl_expr_t *e, const json_t *input, struct sl_err *err)
+{
+    sl_expr_input_t *in = input_for(e, input, err);
+    if (!in)
+        return NULL;
+    json_t *out = sl_expr_value_in(e, in, err);
+    sl_expr_input_free(in);
+    return out;
+}
+
+int sl_expr_bool_in(sl_expr_t *e, const sl_expr_input_t *input, bool *out, struct sl_err *err)
 {
     struct run r = {.want = 1};
     if (eval(e, input, &r, err) != 0)
@@ -1133,7 +1201,7 @@ int sl_expr_bool(sl_expr_t *e, const json_t *input, bool *out, struct sl_err *er
     return 0;
 }
 
-json_t *sl_expr_value(sl_expr_t *e, const json_t *input, struct sl_err *err)
+json_t *sl_expr_value_in(sl_expr_t *e, const sl_expr_input_t *input, struct sl_err *err)
 {
     struct run r = {.want = 2};
     json_t *out = NULL;

@@ -563,6 +563,65 @@ SL_TEST(deep_input_is_refused)
     sl_expr_destroy(e);
 }
 
+SL_TEST(a_converted_input_serves_many_evaluations_unchanged)
+{
+    struct sl_err err;
+    json_t *doc = parse("{\"loop\":false,\"x\":7,\"data\":{\"list\":[1,2]}}");
+    sl_expr_input_t *in = sl_expr_input_new(doc, &err);
+    SL_REQUIRE(in != NULL);
+    json_decref(doc); /* the input no longer refers to it */
+    sl_expr_t *edit =
+        sl_expr_compile("edit", ".x = 99 | .data.list += [3] | [.x, .data.list]", &err);
+    sl_expr_t *read = sl_expr_compile("read", "[.x, .data.list]", &err);
+    sl_expr_t *flip = sl_expr_compile("flip", ".loop = true", &err);
+    sl_expr_t *runaway =
+        compile_budget("def f: f; if .loop then f else .x end", 20, SL_EXPR_DEFAULT_MAX_OUTPUT);
+    SL_REQUIRE(edit && read && flip && runaway);
+    for (int i = 0; i < 3; i++) {
+        json_t *out = sl_expr_value_in(edit, in, &err);
+        char *got = out ? dump(out) : NULL;
+        SL_CHECK_STR(got ? got : err.msg, "[99,[1,2,3]]");
+        free(got);
+        json_decref(out);
+        out = sl_expr_value_in(read, in, &err);
+        got = out ? dump(out) : NULL;
+        SL_CHECK_STR(got ? got : err.msg, "[7,[1,2]]");
+        free(got);
+        json_decref(out);
+    }
+    bool yes = false;
+    SL_CHECK_INT(sl_expr_bool_in(flip, in, &yes, &err), 0);
+    SL_CHECK(yes);
+    /* An evaluation abandoned by the budget leaves the input as it was. */
+    json_t *loop = parse("{\"loop\":true}");
+    sl_expr_input_t *looping = sl_expr_input_new(loop, &err);
+    SL_REQUIRE(looping != NULL);
+    SL_CHECK(sl_expr_value_in(runaway, looping, &err) == NULL);
+    SL_CHECK_INT(err.code, SL_EXPR_ERR_BUDGET);
+    json_t *out = sl_expr_value_in(runaway, in, &err);
+    SL_CHECK(out && json_integer_value(out) == 7);
+    json_decref(out);
+    sl_expr_input_free(looping);
+    json_decref(loop);
+    sl_expr_input_free(in);
+    sl_expr_destroy(edit);
+    sl_expr_destroy(read);
+    sl_expr_destroy(flip);
+    sl_expr_destroy(runaway);
+
+    /* Too deep: refused when it is converted. */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < SL_EXPR_MAX_DEPTH + 1; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    SL_CHECK(sl_expr_input_new(deep, &err) == NULL);
+    SL_CHECK_INT(err.code, SL_ERR_INVALID);
+    SL_CHECK_STR(err.msg, "the input is nested too deeply");
+    json_decref(deep);
+}
+
 SL_TEST(budget_validation)
 {
     struct sl_err err;

@@ -127,10 +127,10 @@ static int route_init(void **out, const struct sl_stage_env *env, struct sl_err 
 }
 
 /* The partition key a rule computes: a string as it is, any other JSON value compactly. */
-static int rule_key(struct rule *rule, const json_t *event, char *buf, size_t size,
+static int rule_key(struct rule *rule, const sl_expr_input_t *event, char *buf, size_t size,
                     struct sl_err *err)
 {
-    json_t *v = sl_expr_value(rule->partition_key, event, err);
+    json_t *v = sl_expr_value_in(rule->partition_key, event, err);
     if (!v)
         return -1;
     int rc = 0;
@@ -174,17 +174,20 @@ static enum sl_verdict route_process(void *opaque, const struct sl_event *in, st
     bool sent[ROUTE_MAX_DESTINATIONS] = {false};
     struct sl_ce ce;
     sl_ce_init(&ce);
-    json_t *event = sl_expr_event_json(in->ce, in->data, in->len, &err);
+    /* Converted once for every rule's expressions. */
+    json_t *doc = sl_expr_event_json(in->ce, in->data, in->len, &err);
+    sl_expr_input_t *event = doc ? sl_expr_input_new(doc, &err) : NULL;
     json_t *matched = json_array();
+    json_decref(doc);
     if (!event) {
         sl_emit_reason(out, "event data: %s", err.msg);
-        verdict = SL_REJECT;
+        verdict = err.code == SL_ERR_NOMEM ? SL_RETRY : SL_REJECT;
         goto out;
     }
     for (size_t r = 0; r < ctx->n_rules; r++) {
         struct rule *rule = &ctx->rules[r];
         bool yes;
-        if (sl_expr_bool(rule->when, event, &yes, &err) != 0) {
+        if (sl_expr_bool_in(rule->when, event, &yes, &err) != 0) {
             verdict = rule_failed(out, rule, &err);
             goto out;
         }
@@ -242,7 +245,7 @@ emit_failed:
 out:
     sl_ce_free(&ce);
     json_decref(matched);
-    json_decref(event);
+    sl_expr_input_free(event);
     return verdict;
 }
 

@@ -473,8 +473,10 @@ static int output_ce(const struct sl_ce *in, const char *type, struct sl_ce *ce,
 }
 
 /* Steps 2-4 for the rule that matched. */
+/* `input` is `event` as converted for the rules' `when`; lookups add to the event, so a rule
+ * with lookups maps the enriched event instead. */
 static enum sl_verdict map(struct transform *t, struct rule *rule, const struct sl_event *in,
-                           json_t *event, struct sl_emit *out)
+                           json_t *event, const sl_expr_input_t *input, struct sl_emit *out)
 {
     json_t *detail = sl_emit_detail(out);
     json_object_set_new(detail, "rule", json_string(rule->name));
@@ -492,7 +494,8 @@ static enum sl_verdict map(struct transform *t, struct rule *rule, const struct 
     char *payload = NULL;
     enum sl_verdict verdict = SL_REJECT;
     sl_ce_init(&ce);
-    json_t *res = sl_expr_value(rule->jq, event, &err);
+    json_t *res = rule->n_lookups ? sl_expr_value(rule->jq, event, &err)
+                                  : sl_expr_value_in(rule->jq, input, &err);
     if (!res)
         return rule_failed(t, rule, out, "", &err);
     const char *type = NULL;
@@ -583,18 +586,27 @@ static enum sl_verdict transform_process(void *ctx, const struct sl_event *in, s
         count(t, &t->none, R_FAILED);
         return err.code == SL_ERR_NOMEM ? SL_RETRY : SL_REJECT;
     }
+    /* Converted once for every rule's `when` and the mapping. */
+    sl_expr_input_t *input = sl_expr_input_new(event, &err);
+    if (!input) {
+        sl_emit_reason(out, "event data: %s", err.msg);
+        count(t, &t->none, R_FAILED);
+        verdict = err.code == SL_ERR_NOMEM ? SL_RETRY : SL_REJECT;
+        goto out;
+    }
     struct rule *rule = NULL;
     for (size_t i = 0; i < t->n_rules && !rule; i++) {
         bool yes = true;
-        if (t->rules[i].when && sl_expr_bool(t->rules[i].when, event, &yes, &err) != 0) {
+        if (t->rules[i].when && sl_expr_bool_in(t->rules[i].when, input, &yes, &err) != 0) {
             verdict = rule_failed(t, &t->rules[i], out, "", &err);
             goto out;
         }
         if (yes)
             rule = &t->rules[i];
     }
-    verdict = rule ? map(t, rule, in, event, out) : unmatched(t, in, out);
+    verdict = rule ? map(t, rule, in, event, input, out) : unmatched(t, in, out);
 out:
+    sl_expr_input_free(input);
     json_decref(event);
     return verdict;
 }
