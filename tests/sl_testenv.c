@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <netinet/in.h>
@@ -150,8 +151,13 @@ pid_t sl_testenv_spawn(const char *name, const char *const *args, const char *lo
         argv[n] = args[n - 1];
     argv[n] = NULL;
     fflush(stdout);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that dies (a crash, a timeout's SIGKILL) takes its workers with it, so that
+         * none keeps consuming or holding a port into the next test. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
