@@ -1,18 +1,22 @@
 /*
  * sluice-deliver killed with SIGKILL in the middle of a burst, three times, and restarted each
  * time with the same instance id (static membership: it takes its partitions back at once).
- * Afterwards every event was answered 2xx by the destination (destsim counts by
- * Idempotency-Key), and each has a "delivered" outcome.
+ * The destination is an idempotent API (destsim --idempotency, as Stripe's Idempotency-Key):
+ * the first request of a key answered 2xx performs the business action (an "effect"), a later
+ * request with that key gets the stored answer without a second one.
  *
- * "None twice": an event whose 2xx was recorded (delivery ledger, outcome acknowledged) before
- * the kill is never sent again: the restarted process finds it in the ledger. What no sender
- * can avoid is the request that was in flight at the moment of the kill: the destination
+ * Every event delivered, none twice: afterwards destsim saw exactly N keys (a re-send under
+ * another key would be a second key, and so a second effect) and each had exactly one effect;
+ * each event has a "delivered" outcome.
+ *
+ * Re-sent requests: an event whose 2xx was recorded (delivery ledger, outcome acknowledged)
+ * before the kill is never sent again: the restarted process finds it in the ledger. What no
+ * sender can avoid is the request in flight at the moment of the kill: the destination
  * answered it, but the process died before it could record that, so it is sent again after
- * the restart, with the same Idempotency-Key, for the destination to recognise. destsim counts
- * every 2xx, so those show here as keys answered twice; there are at most as many per kill as
- * requests can be in flight (the destination's concurrency), and the test checks that bound
- * and prints the count. A clean stop (SIGTERM) must leave none at all: the last phase checks
- * that exactly.
+ * the restart with the same Idempotency-Key, and destsim replays its stored answer. There are
+ * at most as many per kill as requests can be in flight (the destination's concurrency); the
+ * test checks that bound and prints the count. A clean stop (SIGTERM) re-sends nothing at
+ * all: the last phase checks that exactly.
  */
 #include <jansson.h>
 #include <signal.h>
@@ -35,34 +39,42 @@ static bool reached(const json_t *c, void *arg)
     return dh_count_2xx(c) >= ((struct progress *)arg)->want;
 }
 
-/* Keys answered 2xx at least once, and more than once. */
-static void count_keys(dh_t *h, long *delivered, long *twice)
+struct tally {
+    long keys;     /* distinct Idempotency-Keys seen */
+    long once;     /* keys with exactly one effect */
+    long more;     /* keys with more than one effect */
+    long replayed; /* requests answered from the stored answer: re-sent after a 2xx */
+};
+
+static struct tally tally(const json_t *c)
+{
+    struct tally t = {0};
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(c, "keys"), k, v)
+    {
+        long effects = (long)json_integer_value(json_object_get(v, "effects"));
+        t.keys++;
+        t.once += effects == 1;
+        t.more += effects > 1;
+        t.replayed += (long)json_integer_value(json_object_get(v, "replayed"));
+    }
+    return t;
+}
+
+static struct tally count_keys(dh_t *h)
 {
     struct sl_err err;
     json_t *c = destsim_counters(dh_sim(h), &err);
     SL_REQUIRE(c);
-    const char *k;
-    json_t *v;
-    *delivered = *twice = 0;
-    json_object_foreach(json_object_get(c, "keys"), k, v)
-    {
-        long n = (long)json_integer_value(json_object_get(v, "2xx"));
-        *delivered += n >= 1;
-        *twice += n >= 2;
-    }
+    struct tally t = tally(c);
     json_decref(c);
+    return t;
 }
 
 static bool all_delivered(const json_t *c, void *arg)
 {
-    const char *k;
-    json_t *v;
-    long n = 0;
-    json_object_foreach(json_object_get(c, "keys"), k, v)
-    {
-        n += json_integer_value(json_object_get(v, "2xx")) >= 1;
-    }
-    return n >= *(long *)arg;
+    return tally(c).once >= *(long *)arg;
 }
 
 static void produce_burst(dh_t *h, const char *tag, long n)
@@ -78,7 +90,7 @@ static void produce_burst(dh_t *h, const char *tag, long n)
 
 SL_TEST(kill_9_during_a_burst_loses_nothing_and_resends_only_what_was_in_flight)
 {
-    const char *args[] = {"--rule", "delay_ms=20 status=200", NULL};
+    const char *args[] = {"--idempotency", "--rule", "delay_ms=20 status=200", NULL};
     dh_t *h = dh_new(&(struct dh_opts){.destsim_args = args,
                                        .partitions = 4,
                                        .dest_yaml = "    ordering: none\n    concurrency: 16\n"
@@ -96,15 +108,16 @@ SL_TEST(kill_9_during_a_burst_loses_nothing_and_resends_only_what_was_in_flight)
     }
     long want = N;
     json_decref(dh_wait_sim(h, all_delivered, &want, "every event delivered"));
-    long delivered, twice;
-    count_keys(h, &delivered, &twice);
-    printf("%d events, %d kills: %ld delivered, %ld answered 2xx twice (in flight at a kill; "
-           "bound %d)\n",
-           N, KILLS, delivered, twice, KILLS * CONCURRENCY);
-    SL_CHECK_INT(delivered, N);
-    SL_CHECK(twice <= KILLS * CONCURRENCY);
+    struct tally t = count_keys(h);
+    printf("%d events, %d kills: %ld keys, %ld with one effect, %ld with more; %ld requests "
+           "re-sent after their 2xx (in flight at a kill; bound %d)\n",
+           N, KILLS, t.keys, t.once, t.more, t.replayed, KILLS * CONCURRENCY);
+    SL_CHECK_INT(t.keys, N);
+    SL_CHECK_INT(t.once, N);
+    SL_CHECK_INT(t.more, 0);
+    SL_CHECK(t.replayed <= KILLS * CONCURRENCY);
 
-    /* Every event has its outcome, "delivered" (some have two: those sent twice, and those
+    /* Every event has its outcome, "delivered" (some have two: those re-sent, and those
      * whose outcome was written again after a restart found them in the ledger). The outcomes
      * trail the 2xx answers a little: read until all are there. */
     enum { OUTS_MAX = 3 * N };
@@ -134,10 +147,12 @@ SL_TEST(kill_9_during_a_burst_loses_nothing_and_resends_only_what_was_in_flight)
     SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
     dh_start(h, 0, instance);
     json_decref(dh_wait_sim(h, all_delivered, &want, "the second burst delivered"));
-    count_keys(h, &delivered, &twice);
-    printf("second burst, SIGTERM and restart: %ld delivered, %ld twice\n", delivered, twice);
-    SL_CHECK_INT(delivered, N);
-    SL_CHECK_INT(twice, 0);
+    t = count_keys(h);
+    printf("second burst, SIGTERM and restart: %ld keys, %ld with one effect, %ld re-sent\n",
+           t.keys, t.once, t.replayed);
+    SL_CHECK_INT(t.keys, N);
+    SL_CHECK_INT(t.once, N);
+    SL_CHECK_INT(t.replayed, 0);
     SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
     dh_destroy(h);
 }

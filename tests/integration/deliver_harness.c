@@ -62,8 +62,10 @@ dh_t *dh_new(const struct dh_opts *o)
         sl_test_fail(__FILE__, __LINE__, "destsim: %s", err.msg);
         sl_test_abort_current();
     }
-    char *extra = NULL;
-    SL_REQUIRE(asprintf(&extra, "destinations:\n  %s:\n    url: \"%s%s\"\n%s", h->dest,
+    char *extra = NULL, redis[512] = "";
+    if (o->redis_url)
+        snprintf(redis, sizeof(redis), "redis: { url: \"%s\" }\n", o->redis_url);
+    SL_REQUIRE(asprintf(&extra, "%sdestinations:\n  %s:\n    url: \"%s%s\"\n%s", redis, h->dest,
                         o->url ? o->url : destsim_url(h->sim),
                         o->url        ? ""
                         : o->url_path ? o->url_path
@@ -147,6 +149,11 @@ int dh_stop(dh_t *h, int i, int sig)
     int rc = sl_testenv_stop(h->pid[i], sig, DH_STOP_MS);
     h->pid[i] = 0;
     return rc;
+}
+
+long dh_readyz(const dh_t *h, int i, char *body, size_t size)
+{
+    return sl_testenv_http_get(h->admin[i], "/readyz", body, size);
 }
 
 double dh_metric(const dh_t *h, int i, const char *series)

@@ -34,6 +34,7 @@ struct dh_opts {
     const char *url;                 /* NULL: destsim's URL + url_path */
     const char *url_path;            /* NULL: "/hook" */
     int partitions;                  /* of <prefix>deliver.<name>; 0: 3 */
+    const char *redis_url;           /* the pipeline file's redis url; NULL: the default Redis */
 };
 
 /* Starts destsim and writes the pipeline file; creates the topics. Starts no deliver yet. */
@@ -53,6 +54,8 @@ void dh_topic(const dh_t *h, const char *name, char *buf, size_t size);
 void dh_start(dh_t *h, int i, const char *instance);
 /* Sends `sig` to #i and waits for it (bounded); its exit status, 128+signal, or -1. */
 int dh_stop(dh_t *h, int i, int sig);
+/* GET /readyz of #i: its HTTP status (-1: no answer), the body NUL-terminated into body. */
+long dh_readyz(const dh_t *h, int i, char *body, size_t size);
 /* GET /metrics of #i: the value of the first sample line starting with `series`; -1 absent. */
 double dh_metric(const dh_t *h, int i, const char *series);
 

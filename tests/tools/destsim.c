@@ -21,10 +21,19 @@
  *   GET  /_sim/stats[?requests=N][&order=0]   counters as JSON (shape below)
  *   POST /_sim/rules                          body = rule lines; replaces all rules (400 keeps
  *                                             the old ones) and restarts their `times` counts
- *   POST /_sim/reset                          clears the counters (rules and tokens stay)
+ *   POST /_sim/reset                          clears the counters and the answers stored by
+ *                                             --idempotency (rules and tokens stay)
  *   POST /_sim/oauth/token                    OAuth2 client credentials (form body, or the
  *                                             client in HTTP Basic auth)
  *   POST /_sim/oauth/revoke                   every token issued so far becomes invalid
+ *
+ * --idempotency makes the destination behave like an idempotent API (Stripe's Idempotency-Key):
+ * the first request of a key that is answered 2xx performs the business action (an "effect") and
+ * its answer (status, body) is stored; every later request with that key gets the stored answer
+ * at once, with "Idempotent-Replayed: true", without consulting the rules and without a second
+ * effect. Answers other than 2xx are not stored (the client may try again). Deciding the answer
+ * and storing it happen under one lock, so two concurrent requests of a key cannot both perform
+ * the action. Without the flag every request is decided by the rules, as before.
  *
  * Stats (every counter since start or the last reset):
  *   { "requests_total": 12,                  requests subject to rules (not /_sim/)
@@ -33,14 +42,20 @@
  *     "hung": 0, "closed": 0,                requests that got no answer (hang, close)
  *     "pending": 0,                          requests held right now (delay or hang)
  *     "peak_rps_1s": 5, "peak_per_100ms": 2, most arrivals in any sliding 1 s / 100 ms window
- *     "keys": {"k1": {"requests": 3, "2xx": 1}}, per Idempotency-Key header
+ *     "keys": {"k1": {"requests": 3, "2xx": 1}}, per Idempotency-Key header; "2xx" counts
+ *                                            answers, stored replays included; with
+ *                                            --idempotency also "effects" (0 or 1),
+ *                                            "replayed" and "answer": {"status", "rule",
+ *                                            "body"?} (the stored answer)
+ *     "idempotency": {"effects", "replayed"}, only with --idempotency: totals over all keys
  *     "keys_dropped": 0,                     requests with a key beyond SIM_KEYS_MAX keys
  *     "order": {"A": [{"seq": 1, "key": "k1", "status": 500, "body": "..."}]},
  *                                            arrivals per ordering key (--order-header or
  *                                            --order-pointer), oldest first
  *     "order_dropped": 0,                    arrivals beyond SIM_ORDER_MAX entries in all
  *     "requests": [{"seq", "t_ms", "method", "path", "headers": {...}, "body",
- *                   "body_truncated", "action": "reply"|"hang"|"close", "status", "rule"}],
+ *                   "body_truncated", "action": "reply"|"hang"|"close", "status", "rule",
+ *                   "replayed"?: true (--idempotency: a stored answer)}],
  *                                            the last SIM_REQUESTS_KEPT (10,000), oldest first;
  *                                            bodies cut at SIM_STORED_BODY_MAX bytes
  *     "requests_dropped": 0,                 older requests no longer listed
@@ -48,7 +63,9 @@
  *     "oauth": {"token_requests", "tokens_issued", "token_rejected", "revocations",
  *               "unauthorized"} }
  *
- * Bounds: bodies over --max-body get 413, more than SIM_HEADERS_MAX request headers get 431,
+ * Bounds: a key beyond SIM_KEYS_MAX keys is not counted (keys_dropped) and, with
+ * --idempotency, not remembered either: its requests are decided by the rules. Bodies over
+ * --max-body get 413, more than SIM_HEADERS_MAX request headers get 431,
  * and every list above has a named maximum. A hung request is closed after SIM_HANG_MAX_MS so
  * that abandoned connections do not pile up forever.
  *
@@ -99,6 +116,7 @@
 #define SIM_IDLE_TIMEOUT_S   120 /* keep-alive connections idle longer are closed */
 #define SIM_STATUS_MAX       600
 #define SIM_KEY_HEADER       "Idempotency-Key"
+#define SIM_REPLAYED_HEADER  "Idempotent-Replayed"
 
 static const char usage[] =
     "usage: destsim [options]\n"
@@ -113,6 +131,9 @@ static const char usage[] =
     "  --oauth-client ID:SECRET  client accepted by POST /_sim/oauth/token (repeatable)\n"
     "  --oauth-ttl SECONDS    lifetime of issued tokens (default 3600)\n"
     "  --require-bearer       requests without a valid issued token get 401\n"
+    "  --idempotency          act like an idempotent API: the first 2xx of an Idempotency-Key\n"
+    "                         performs the action and is stored; later requests with that key\n"
+    "                         get the stored answer (Idempotent-Replayed: true), no 2nd action\n"
     "  --verbose              one line per request on stderr\n"
     "\n"
     "Rules: one per line, words separated by spaces; first matching rule wins; no match: 200.\n"
@@ -180,6 +201,7 @@ struct sim_reply {
     long retry_after_date;
     char *body; /* owned; NULL: the default body */
     bool unauthorized;
+    bool replayed; /* --idempotency: the stored answer of an earlier 2xx */
 };
 
 /* ---- the simulator -------------------------------------------------------------------------- */
@@ -198,6 +220,7 @@ struct sim_opts {
     int n_clients;
     long oauth_ttl;
     bool require_bearer;
+    bool idempotency;
     bool verbose;
 };
 
@@ -238,6 +261,7 @@ struct sim_stats {
     json_t *requests[SIM_REQUESTS_KEPT]; /* ring; immutable once stored */
     uint64_t requests_stored;
     uint64_t token_requests, tokens_issued, token_rejected, revocations, unauthorized;
+    uint64_t effects, replayed; /* --idempotency */
     struct sim_rate rate;
 };
 
@@ -573,6 +597,28 @@ static int rules_decide(struct sim *sim, struct sim_req *req, const char *url, c
     return 0;
 }
 
+/* @locks sim.lock. With --idempotency, a request whose key was answered 2xx before gets that
+ * stored answer: 1 with *out filled, 0 when the rules decide, -1 out of memory. */
+static int idem_replay(struct sim *sim, struct sim_req *req, struct sim_reply *out)
+{
+    if (!sim->opts.idempotency)
+        return 0;
+    const char *key = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, SIM_KEY_HEADER);
+    json_t *answer = key ? json_object_get(json_object_get(sim->st.keys, key), "answer") : NULL;
+    if (!answer)
+        return 0;
+    *out = (struct sim_reply){.action = ACT_REPLY,
+                              .status = (int)json_integer_value(json_object_get(answer, "status")),
+                              .rule = (int)json_integer_value(json_object_get(answer, "rule")),
+                              .retry_after = -1,
+                              .retry_after_date = -1,
+                              .replayed = true};
+    const char *body = json_string_value(json_object_get(answer, "body"));
+    if (body && !(out->body = strdup(body)))
+        return -1;
+    return 1;
+}
+
 /* ---- OAuth ---------------------------------------------------------------------------------- */
 
 /* @locks sim.lock */
@@ -694,6 +740,43 @@ static const char *action_name(enum sim_action a)
     return a == ACT_HANG ? "hang" : a == ACT_CLOSE ? "close" : "reply";
 }
 
+static void counter_add(json_t *obj, const char *name, json_int_t n)
+{
+    json_t *v = json_object_get(obj, name);
+    json_integer_set(v, json_integer_value(v) + n);
+}
+
+/* @locks sim.lock. Counts a request's key; with --idempotency, the first 2xx of the key is its
+ * effect and its answer is stored for idem_replay(). */
+static void stats_key(struct sim *sim, const char *key, const struct sim_reply *r, bool ok)
+{
+    struct sim_stats *st = &sim->st;
+    json_t *k = json_object_get(st->keys, key);
+    if (!k && json_object_size(st->keys) < SIM_KEYS_MAX) {
+        json_t *fresh = sim->opts.idempotency ? json_pack("{s:i,s:i,s:i,s:i}", "requests", 0, "2xx",
+                                                          0, "effects", 0, "replayed", 0)
+                                              : json_pack("{s:i,s:i}", "requests", 0, "2xx", 0);
+        if (json_object_set_new(st->keys, key, fresh) == 0)
+            k = json_object_get(st->keys, key);
+    }
+    if (!k) {
+        st->keys_dropped++;
+        return;
+    }
+    counter_add(k, "requests", 1);
+    counter_add(k, "2xx", ok);
+    if (r->replayed) {
+        counter_add(k, "replayed", 1);
+        st->replayed++;
+    } else if (ok && sim->opts.idempotency) {
+        counter_add(k, "effects", 1);
+        st->effects++;
+        json_object_set_new(
+            k, "answer",
+            json_pack("{s:i,s:i,s:s*}", "status", r->status, "rule", r->rule, "body", r->body));
+    }
+}
+
 /* @locks sim.lock. Counts a request subject to rules with the answer it got. */
 static void stats_record(struct sim *sim, struct sim_req *req, const char *url, const char *method,
                          json_t *doc)
@@ -710,21 +793,8 @@ static void stats_record(struct sim *sim, struct sim_req *req, const char *url, 
         st->by_status[r->status]++;
 
     const char *key = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, SIM_KEY_HEADER);
-    if (key) {
-        json_t *k = json_object_get(st->keys, key);
-        if (!k && json_object_size(st->keys) < SIM_KEYS_MAX &&
-            json_object_set_new(st->keys, key, json_pack("{s:i,s:i}", "requests", 0, "2xx", 0)) ==
-                0)
-            k = json_object_get(st->keys, key);
-        if (k) {
-            json_t *n = json_object_get(k, "requests");
-            json_integer_set(n, json_integer_value(n) + 1);
-            n = json_object_get(k, "2xx");
-            json_integer_set(n, json_integer_value(n) + ok);
-        } else {
-            st->keys_dropped++;
-        }
-    }
+    if (key)
+        stats_key(sim, key, r, ok);
 
     json_t *body = json_text(req->body ? req->body : "", req->len, SIM_STORED_BODY_MAX);
     json_t *headers = json_object();
@@ -734,6 +804,8 @@ static void stats_record(struct sim *sim, struct sim_req *req, const char *url, 
                               "path", url, "headers", headers, "body", body, "body_truncated",
                               req->len > SIM_STORED_BODY_MAX, "action", action_name(r->action),
                               "status", r->action == ACT_REPLY ? r->status : 0, "rule", r->rule);
+    if (entry && r->replayed)
+        json_object_set_new(entry, "replayed", json_true());
     if (entry) {
         json_t **slot = &st->requests[st->requests_stored % SIM_REQUESTS_KEPT];
         json_decref(*slot);
@@ -817,6 +889,10 @@ static json_t *stats_snapshot(struct sim *sim, uint64_t max_requests, bool with_
         (json_int_t)st->token_requests, "tokens_issued", (json_int_t)st->tokens_issued,
         "token_rejected", (json_int_t)st->token_rejected, "revocations",
         (json_int_t)st->revocations, "unauthorized", (json_int_t)st->unauthorized);
+    if (o && sim->opts.idempotency)
+        json_object_set_new(o, "idempotency",
+                            json_pack("{s:I,s:I}", "effects", (json_int_t)st->effects, "replayed",
+                                      (json_int_t)st->replayed));
     if (o && with_order) {
         json_object_set_new(o, "order", json_deep_copy(st->order));
         json_object_set_new(o, "order_dropped", json_integer((json_int_t)st->order_dropped));
@@ -887,6 +963,8 @@ static enum MHD_Result reply_send(struct sim_req *req)
         strftime(value, sizeof value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, value);
     }
+    if (r->replayed)
+        MHD_add_response_header(resp, SIM_REPLAYED_HEADER, "true");
     if (r->unauthorized)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer error=\"invalid_token\"");
@@ -905,9 +983,9 @@ static void log_request(const struct sim *sim, const struct sim_req *req, const 
         return;
     const struct sim_reply *r = &req->reply;
     const char *key = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, SIM_KEY_HEADER);
-    fprintf(stderr, "destsim: %s %s key=%s -> %s %d rule=%d delay_ms=%ld\n", method, url,
+    fprintf(stderr, "destsim: %s %s key=%s -> %s %d rule=%d delay_ms=%ld%s\n", method, url,
             key ? key : "-", action_name(r->action), r->action == ACT_REPLY ? r->status : 0,
-            r->rule, r->delay_ms);
+            r->rule, r->delay_ms, r->replayed ? " (replayed)" : "");
 }
 
 /* A request subject to rules, complete (or cut short by a bound: status is then 413/431). */
@@ -931,7 +1009,8 @@ static enum MHD_Result answer_request(struct sim *sim, struct sim_req *req, cons
                                 .unauthorized = true};
         sim->st.unauthorized++;
     } else {
-        rc = rules_decide(sim, req, url, method, doc, r);
+        int replay = idem_replay(sim, req, r);
+        rc = replay == 0 ? rules_decide(sim, req, url, method, doc, r) : replay < 0 ? -1 : 0;
     }
     if (rc == 0) {
         stats_record(sim, req, url, method, doc);
@@ -1392,6 +1471,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o, struct sl_err *
         {"oauth-client", required_argument, NULL, 'c'},
         {"oauth-ttl", required_argument, NULL, 'T'},
         {"require-bearer", no_argument, NULL, 'B'},
+        {"idempotency", no_argument, NULL, 'I'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1449,6 +1529,9 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o, struct sl_err *
             break;
         case 'B':
             o->require_bearer = true;
+            break;
+        case 'I':
+            o->idempotency = true;
             break;
         case 'v':
             o->verbose = true;

@@ -26,6 +26,7 @@ struct resp {
     size_t len;
     char retry_after[128];
     char www_authenticate[128];
+    char replayed[16];
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -58,6 +59,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     struct resp *r = ud;
     header_value(p, size * n, "Retry-After", r->retry_after, sizeof r->retry_after);
     header_value(p, size * n, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
+    header_value(p, size * n, "Idempotent-Replayed", r->replayed, sizeof r->replayed);
     return size * n;
 }
 
@@ -421,7 +423,87 @@ SL_TEST(counts_requests_and_2xx_per_idempotency_key)
     SL_CHECK_INT(jint(json_object_get(keys, "k2"), "requests", NULL), 1);
     SL_CHECK_INT(jint(json_object_get(keys, "k2"), "2xx", NULL), 1);
     SL_CHECK_INT(jint(st, "requests_total", NULL), 4);
+    /* Without --idempotency nothing is stored or replayed. */
+    SL_CHECK(!json_object_get(json_object_get(keys, "k1"), "effects"));
+    SL_CHECK(!json_object_get(st, "idempotency"));
     json_decref(st);
+    SL_CHECK_INT(destsim_stop(d), 0);
+}
+
+/* One POST with an Idempotency-Key; the answer into *r. */
+static void post_key(destsim_t *d, const char *key, struct resp *r)
+{
+    char header[128];
+    snprintf(header, sizeof header, "Idempotency-Key: %s", key);
+    http(d, "/x", &(struct req){.body = "{}", .headers = {header}}, r);
+    SL_CHECK_INT(r->cc, CURLE_OK);
+}
+
+SL_TEST(idempotency_performs_each_key_once_and_replays_its_answer)
+{
+    const char *args[] = {"--idempotency",
+                          "--rule",
+                          "key=k1 status=503 times=1",
+                          "--rule",
+                          "key=k2 status=201 body=made",
+                          NULL};
+    destsim_t *d = start(args);
+    struct resp r;
+    post_key(d, "k1", &r); /* not a 2xx: not stored, the client may try again */
+    SL_CHECK_INT(r.status, 503);
+    SL_CHECK_STR(r.replayed, "");
+    post_key(d, "k1", &r); /* the action */
+    SL_CHECK_INT(r.status, 200);
+    SL_CHECK_STR(r.replayed, "");
+    post_key(d, "k1", &r); /* the stored answer */
+    SL_CHECK_INT(r.status, 200);
+    SL_CHECK_STR(r.replayed, "true");
+    post_key(d, "k2", &r);
+    SL_CHECK_INT(r.status, 201);
+    SL_CHECK_STR(r.body, "made");
+    SL_CHECK_STR(r.replayed, "");
+
+    /* Rules that would now answer 500 are not consulted for a stored answer. */
+    struct sl_err err = {0};
+    SL_REQUIRE(destsim_set_rules(d, "status=500", &err) == 0);
+    post_key(d, "k2", &r);
+    SL_CHECK_INT(r.status, 201);
+    SL_CHECK_STR(r.body, "made");
+    SL_CHECK_STR(r.replayed, "true");
+    post_key(d, "k1", &r);
+    SL_CHECK_INT(r.status, 200);
+    SL_CHECK_STR(r.replayed, "true");
+    post_key(d, "k3", &r);
+    SL_CHECK_INT(r.status, 500);
+    SL_CHECK_STR(r.replayed, "");
+
+    json_t *st = stats(d);
+    json_t *keys = json_object_get(st, "keys");
+    json_t *k1 = json_object_get(keys, "k1"), *k2 = json_object_get(keys, "k2"),
+           *k3 = json_object_get(keys, "k3");
+    SL_CHECK_INT(jint(k1, "requests", NULL), 4);
+    SL_CHECK_INT(jint(k1, "2xx", NULL), 3);
+    SL_CHECK_INT(jint(k1, "effects", NULL), 1);
+    SL_CHECK_INT(jint(k1, "replayed", NULL), 2);
+    SL_CHECK_INT(jint(k1, "answer", "status"), 200);
+    SL_CHECK_INT(jint(k2, "requests", NULL), 2);
+    SL_CHECK_INT(jint(k2, "effects", NULL), 1);
+    SL_CHECK_INT(jint(k2, "replayed", NULL), 1);
+    SL_CHECK_INT(jint(k3, "effects", NULL), 0);
+    SL_CHECK_INT(jint(k3, "replayed", NULL), 0);
+    SL_CHECK_INT(jint(st, "idempotency", "effects"), 2);
+    SL_CHECK_INT(jint(st, "idempotency", "replayed"), 3);
+    json_t *reqs = json_object_get(st, "requests");
+    SL_REQUIRE(json_array_size(reqs) == 7);
+    SL_CHECK(!json_object_get(json_array_get(reqs, 1), "replayed"));
+    SL_CHECK(json_is_true(json_object_get(json_array_get(reqs, 2), "replayed")));
+    json_decref(st);
+
+    /* A reset forgets the stored answers: the next request of k1 is decided by the rules. */
+    SL_REQUIRE(destsim_reset(d, &err) == 0);
+    post_key(d, "k1", &r);
+    SL_CHECK_INT(r.status, 500);
+    SL_CHECK_STR(r.replayed, "");
     SL_CHECK_INT(destsim_stop(d), 0);
 }
 

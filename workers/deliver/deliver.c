@@ -814,11 +814,48 @@ static enum attempt_class classify_attempt(long status, CURLcode code)
     return AC_ERROR;
 }
 
+/* A circuit that opens is an audit record about the destination (outcome circuit_open, no
+ * event: event_id null, partition and offset -1), so that sluice-reconcile alerts on it
+ * through the pipeline as on anything else in the trail. */
+static void audit_circuit_open(struct dest *d, long long now)
+{
+    dlv_engine_t *e = d->e;
+    struct sl_err err;
+    char reason[160], *value = NULL;
+    size_t len = 0;
+    rd_kafka_headers_t *hdrs = NULL;
+    long long cooldown = dlv_circuit_reopen_ms(&d->circuit) - now;
+    snprintf(reason, sizeof(reason),
+             "circuit opened: failures over %d%% in %lld ms; probing in %lld ms",
+             d->conf.circuit.failure_pct, d->conf.circuit.window_ms, cooldown > 0 ? cooldown : 0);
+    json_t *detail = json_pack("{s:s}", "destination", d->conf.name);
+    const struct sl_audit a = {
+        .stage = STAGE,
+        .topic = dlv_consumer_topic(d->consumer),
+        .partition = -1,
+        .offset = -1,
+        .outcome = "circuit_open",
+        .reason = reason,
+        .outputs = -1,
+        .detail = detail,
+    };
+    if (!detail || sl_audit_build(&a, &value, &len, &hdrs, &err) != 0)
+        fail(e, "audit record of the circuit: %s", detail ? err.msg : "out of memory");
+    else
+        produce(e, NULL, e->t_audit, d->conf.name, strlen(d->conf.name), value, len, hdrs);
+    free(value);
+    json_decref(detail);
+}
+
 static void show_circuit(struct dest *d, long long now)
 {
     enum dlv_circuit_state s = dlv_circuit_state(&d->circuit, now);
     if (s == d->shown)
         return;
+    /* Once per outage: a probe that fails re-opens a half-open circuit, which says nothing
+     * new. */
+    if (s == DLV_CIRCUIT_OPEN && d->shown == DLV_CIRCUIT_CLOSED)
+        audit_circuit_open(d, now);
     sl_series_set(d->m_circuit, s);
     sl_series_add(s == DLV_CIRCUIT_OPEN        ? d->m_opened
                   : s == DLV_CIRCUIT_HALF_OPEN ? d->m_half_open
@@ -1179,8 +1216,11 @@ static bool hold_over(struct dest *d, long long now)
         }
         redis_worked(e);
         d->hold_checked = now;
-        if (remaining > 0 && now + remaining > d->hold_until)
-            d->hold_until = now + remaining;
+        /* Redis counted `remaining` from when it answered, which is after `now` (taken at the
+         * start of the loop turn): measure from the answer, so the hold never ends early. */
+        long long answered = mono_ms();
+        if (remaining > 0 && answered + remaining > d->hold_until)
+            d->hold_until = answered + remaining;
     }
     if (now < d->hold_until) {
         wake_at(d, d->hold_until);
