@@ -7,6 +7,10 @@
  *   sluicectl lag                      consumer lag per stage, topic and partition
  *   sluicectl schema check SCHEMA INSTANCE...   validate JSON files against a JSON Schema
  *   sluicectl db migrate | partitions  the audit database's schema and partitions
+ *   sluicectl reconcile report         the hourly books and stuck events (sluice-reconcile)
+ *   sluicectl replay --stage STAGE --from TIME   rewind a stopped stage's group to TIME
+ *   sluicectl events show ID           one event's timeline from the audit trail
+ *   sluicectl dlq list | show | replay  inspect and replay dead letters
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
  * operation failed, 2 usage error.
@@ -22,7 +26,11 @@
 #include "sl_log.h"
 #include "sl_pipeline.h"
 #include "sluicectl_db.h"
+#include "sluicectl_dlq.h"
+#include "sluicectl_events.h"
 #include "sluicectl_lag.h"
+#include "sluicectl_reconcile.h"
+#include "sluicectl_replay.h"
 #include "sluicectl_schema.h"
 #include "transform.h"
 #include "validate.h"
@@ -45,6 +53,17 @@ static const char usage[] =
     "                           apply pending SQL migrations (idempotent), make partitions\n"
     "  db partitions [--ahead DAYS] [--retain DAYS]\n"
     "                           create coming audit partitions, drop those older than DAYS\n"
+    "  reconcile report [--since TIME] [--json]\n"
+    "                           hourly accepted vs terminal counts, totals, stuck events\n"
+    "  replay --stage STAGE [--destination NAME] --from TIME [--group ID] [--dry-run]\n"
+    "                           rewind the stopped stage's consumer group to TIME (the offsets\n"
+    "                           for that time) so it re-processes its input; see replay --help\n"
+    "  events show ID [--json]  the event's timeline: stages, delivery attempts, dead letters\n"
+    "  dlq list [--source S] [--stage S] [--since TIME] [--status S] [--limit N] [--json]\n"
+    "  dlq show ID [--json]     one dead letter in full\n"
+    "  dlq replay ID... | --filter [--source S] [--stage S] [--since TIME]\n"
+    "             [--to-stage STAGE] [--dry-run] [--force] [--by NAME]\n"
+    "                           put dead letters back at a stage's input topic\n"
     "\n"
     "options:\n"
     "  --config FILE            the pipeline file (default: $SLUICE_CONFIG)\n"
@@ -181,6 +200,14 @@ int main(int argc, char **argv)
         return sluicectl_schema_check(nargs - 1, args + 1);
     if (nargs >= 2 && strcmp(args[0], "db") == 0)
         return sluicectl_db(config, nargs - 1, args + 1);
+    if (nargs >= 2 && strcmp(args[0], "reconcile") == 0)
+        return sluicectl_reconcile(config, nargs - 1, args + 1);
+    if (nargs >= 2 && strcmp(args[0], "events") == 0)
+        return sluicectl_events(config, nargs - 1, args + 1);
+    if (nargs >= 2 && strcmp(args[0], "dlq") == 0)
+        return sluicectl_dlq(config, nargs - 1, args + 1);
+    if (nargs >= 1 && strcmp(args[0], "replay") == 0)
+        return sluicectl_replay(config, nargs, args);
     if (nargs >= 2 && strcmp(args[0], "topics") == 0 && strcmp(args[1], "create") == 0)
         return cmd_topics_create(config, nargs - 2, args + 2);
     fputs(usage, stderr);

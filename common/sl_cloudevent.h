@@ -33,6 +33,7 @@
 #define SL_CE_ROUTE           "sluiceroute"       /* the route that sent it to a destination */
 #define SL_CE_SOURCE_NAME     "sluicesource"      /* the configured source it came in through */
 #define SL_CE_DESTINATION     "sluicedestination" /* dead letters of deliver: where it was going */
+#define SL_CE_REPLAY          "sluicereplay"      /* a dead letter put back: its dead letter's id */
 
 struct sl_ce_attr {
     char *name;

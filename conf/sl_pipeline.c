@@ -321,6 +321,30 @@ static const struct sl_conf_key deadletter_keys[] = {
     {NULL},
 };
 
+/* sluice-reconcile's own section (workers/reconcile/reconcile.h). */
+static const struct sl_conf_key reconcile_alert_keys[] = {
+    {"destination", SL_CK_STRING, NULL,
+     "The configured destination that receives alert events (through "
+     "<prefix>deliver.<destination>, so alerts get deliver's retries and ledger); none: no "
+     "alerts."},
+    {"dlq_growth", SL_CK_INT, "10",
+     "Alert when more dead letters than this arrived since the last run.", NULL, 0, 1000000000},
+    {NULL},
+};
+
+static const struct sl_conf_key reconcile_keys[] = {
+    {"interval", SL_CK_DURATION, "1m", "Time between two runs.", NULL, 1000, 86400000},
+    {"deadline", SL_CK_DURATION, "1h",
+     "An event-destination pair still pending this long after acceptance is stuck.", NULL, 1000,
+     2592000000LL},
+    {"overlap", SL_CK_DURATION, "5m",
+     "How far each run reads the audit trail again before the last run's end (rows of "
+     "transactions that committed late).",
+     NULL, 0, 86400000},
+    {"alerts", SL_CK_SECTION, NULL, "Alert events.", reconcile_alert_keys},
+    {NULL},
+};
+
 /* Each transactional stage's own section; `loop` tunes the shared loop for it. */
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
@@ -350,6 +374,8 @@ const struct sl_conf_key sl_pipeline_keys[] = {
     {"audit", SL_CK_SECTION, NULL, "sluice-audit: the audit trail into Postgres.", audit_keys},
     {"deadletter", SL_CK_SECTION, NULL, "sluice-deadletter: dead letters into Postgres.",
      deadletter_keys},
+    {"reconcile", SL_CK_SECTION, NULL,
+     "sluice-reconcile: terminal states, stuck events, hourly books, alerts.", reconcile_keys},
     {NULL},
 };
 

@@ -289,19 +289,28 @@ SL_TEST(redis_down_holds_the_event)
 }
 
 /* The mapping from a claim to a verdict, on an in-memory event. */
-static enum sl_verdict decide(struct stage *st, int rc, const struct sl_err *err,
-                              enum sl_redis_claim claim, const char *holder)
+static enum sl_verdict decide_as(struct stage *st, int rc, const struct sl_err *err,
+                                 enum sl_redis_claim claim, const char *holder, const char *id,
+                                 const char *replay)
 {
     struct sl_ce ce;
     struct sl_err e;
     sl_ce_init(&ce);
-    SL_REQUIRE(sl_ce_set(&ce, "id", "ev-2", &e) == 0 &&
+    SL_REQUIRE(sl_ce_set(&ce, "id", id, &e) == 0 &&
                sl_ce_set(&ce, SL_CE_IDEMPOTENCY_KEY, "evt_9", &e) == 0);
+    if (replay)
+        SL_REQUIRE(sl_ce_set(&ce, SL_CE_REPLAY, replay, &e) == 0);
     const struct sl_event in = {.ce = &ce};
     sl_emit_clear(st->out);
     enum sl_verdict v = dedup_verdict(rc, err, claim, holder, &in, st->out);
     sl_ce_free(&ce);
     return v;
+}
+
+static enum sl_verdict decide(struct stage *st, int rc, const struct sl_err *err,
+                              enum sl_redis_claim claim, const char *holder)
+{
+    return decide_as(st, rc, err, claim, holder, "ev-2", NULL);
 }
 
 SL_TEST(dedup_decision_mapping)
@@ -323,6 +332,20 @@ SL_TEST(dedup_decision_mapping)
     SL_CHECK_STR(detail_str(&st, "duplicate_of"), "ev-first 1");
     SL_CHECK_INT(decide(&st, 0, &err, SL_REDIS_CLAIM_DUPLICATE, NULL), SL_DUPLICATE);
     SL_CHECK_CONTAINS(sl_emit_get_reason(st.out), "the first claim has just expired");
+    /* A dead letter put back by an operator: the event that holds the claim passes; the mark
+     * on another event, or without a holder, changes nothing. */
+    SL_CHECK_INT(
+        decide_as(&st, 0, &err, SL_REDIS_CLAIM_DUPLICATE, "t.ingress/0/7 ev-2", "ev-2", "42"),
+        SL_PASS);
+    SL_CHECK_STR(detail_str(&st, "dedup"), "replay");
+    SL_CHECK_INT(
+        decide_as(&st, 0, &err, SL_REDIS_CLAIM_DUPLICATE, "t.ingress/0/7 ev-1", "ev-2", "42"),
+        SL_DUPLICATE);
+    SL_CHECK_INT(
+        decide_as(&st, 0, &err, SL_REDIS_CLAIM_DUPLICATE, "t.ingress/0/7 ev-2", "ev-2", NULL),
+        SL_DUPLICATE);
+    SL_CHECK_INT(decide_as(&st, 0, &err, SL_REDIS_CLAIM_DUPLICATE, NULL, "ev-2", "42"),
+                 SL_DUPLICATE);
     /* Redis down, Redis refusing the credentials, Redis answering an error: hold, never
      * decide. */
     sl_err_retriable(&err, SL_ERR_UNAVAILABLE, "redis 127.0.0.1:6379: connection refused");

@@ -371,6 +371,13 @@ static enum sl_verdict dedup_verdict(int rc, const struct sl_err *err, enum sl_r
     /* The holder is "<topic>/<partition>/<offset> <event id>"; anything else is shown whole. */
     const char *space = holder ? strchr(holder, ' ') : NULL;
     const char *first = space ? space + 1 : holder;
+    const char *id = sl_ce_get(in->ce, "id");
+    if (space && sl_ce_get(in->ce, SL_CE_REPLAY) && id && strcmp(first, id) == 0) {
+        /* An operator put this very event back (sluicectl dlq replay): it is the one that
+         * claimed the key, not a sender's retry, which never carries the replay mark. */
+        json_object_set_new(detail, "dedup", json_string("replay"));
+        return SL_PASS;
+    }
     json_object_set_new(detail, "dedup", json_string("duplicate"));
     if (first) {
         json_object_set_new(detail, "duplicate_of", json_string(first));

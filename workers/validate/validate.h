@@ -31,7 +31,11 @@
  *     forwards is ever visible downstream. (An operator who rewinds the consumer group replays
  *     on purpose, and gets SAME too.)
  *   - DUPLICATE (another record holds it): a sender's retry of the same business event.
- *     SL_DUPLICATE, with the first event's id in the reason; nothing is forwarded.
+ *     SL_DUPLICATE, with the first event's id in the reason; nothing is forwarded. Except a
+ *     dead letter put back by an operator (`sluicectl dlq replay` marks it ce_sluicereplay)
+ *     whose event id is the one that holds the claim: the same event again, on purpose; it
+ *     passes with dedup "replay". Senders cannot set the mark (ingress refuses sluice*
+ *     attributes).
  * Why the record and not the event id alone: sluice-ingress keeps a CloudEvent's own `id`, and
  * a CloudEvents sender retries with the same id, so an event id cannot tell "the same record
  * again" from "the sender again"; the record's position can. An event without an idempotency
