@@ -23,6 +23,8 @@ PACKAGES=(
     libssl-dev libyaml-dev libjq-dev libonig-dev libmicrohttpd-dev libpcre2-dev
     # local stack: Kafka runs from Maven Central jars (deploy/local/kafka.sh)
     kcat redis-server postgresql openjdk-17-jre-headless maven curl
+    # tests: tests/unit/deploy_files.sh parses the deployment files' YAML
+    python3-yaml
 )
 
 check_only=0
