@@ -20,6 +20,7 @@
 #include "destsim_client.h"
 #include "sl_cloudevent.h"
 #include "sl_redis.h"
+#include "redis_private.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
 #include "transform_fixture.h"
@@ -188,75 +189,14 @@ static long wait_ready(int port, long status, const char *needle, char *body, si
     return got;
 }
 
-/* ---- a private redis-server, killed and restarted by the outage test ---- */
-
-struct redis_server {
-    pid_t pid;
-    int port;
-    char dir[1024];
-};
-
-static bool redis_answers(int port)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d PING 2>/dev/null | grep -q PONG", port);
-    return system(cmd) == 0;
-}
-
-/* Starts redis-server on s->port in s->dir (made on the first start), every write fsynced to
- * its append-only file before the reply, so a restart keeps the data, as a production Redis. */
-static void redis_start(struct redis_server *s)
-{
-    if (system("command -v redis-server >/dev/null && command -v redis-cli >/dev/null") != 0)
-        sl_test_skip("redis-server is not installed (deploy/local/install-deps.sh)");
-    if (!s->port) {
-        char name[96];
-        s->port = sl_testenv_free_port();
-        sl_testenv_unique("transform-redis", name, sizeof(name));
-        snprintf(s->dir, sizeof(s->dir), "%s/tests/%s", sl_test_binary_dir(), name);
-        SL_REQUIRE(mkdir(s->dir, 0755) == 0);
-    }
-    char port[16], log[1200];
-    snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(log, sizeof(log), "%s/redis.log", s->dir);
-    fflush(stdout);
-    s->pid = fork();
-    SL_REQUIRE(s->pid >= 0);
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        if (!freopen(log, "a", stdout) || !freopen(log, "a", stderr))
-            _exit(126);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               s->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-               "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200 && !redis_answers(s->port); i++)
-        usleep(50000);
-    if (!redis_answers(s->port)) {
-        sl_test_fail(__FILE__, __LINE__, "redis-server on port %d did not start; see %s", s->port,
-                     log);
-        sl_test_abort_current();
-    }
-}
-
-static void redis_kill(struct redis_server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-}
+/* ---- a private redis-server (redis_private), killed and restarted by the outage test ---- */
 
 /* Runs one command on the private server; returns the reply (the caller frees it). */
-static redisReply *redis_do(const struct redis_server *s, int argc, const char **argv)
+static redisReply *redis_do(const rp_t *s, int argc, const char **argv)
 {
-    char url[64];
     struct sl_err err;
     redisReply *reply = NULL;
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", s->port);
-    sl_redis_t *r = sl_redis_new(url, 2000, &err);
+    sl_redis_t *r = sl_redis_new(rp_url(s), 2000, &err);
     SL_REQUIRE(r);
     if (sl_redis_cmd(r, &reply, argc, argv, NULL, &err) != 0)
         sl_test_fail(__FILE__, __LINE__, "redis %s: %s", argv[0], err.msg);
@@ -265,7 +205,7 @@ static redisReply *redis_do(const struct redis_server *s, int argc, const char *
     return reply;
 }
 
-static void redis_run(const struct redis_server *s, int argc, const char **argv)
+static void redis_run(const rp_t *s, int argc, const char **argv)
 {
     freeReplyObject(redis_do(s, argc, argv));
 }
@@ -274,16 +214,13 @@ static void redis_run(const struct redis_server *s, int argc, const char **argv)
 
 SL_TEST(example_pipeline_maps_every_fixture_exactly)
 {
-    struct redis_server srv = {0};
-    redis_start(&srv);
-    redis_run(&srv, 4, (const char *[]){"HSET", "repo-owners", "octo-org/hello-world", "platform"});
+    rp_t *srv = rp_start("transform-redis");
+    redis_run(srv, 4, (const char *[]){"HSET", "repo-owners", "octo-org/hello-world", "platform"});
 
     struct run r;
-    char url[64];
     setup(&r, "transform-examples", NULL);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", srv.port);
     setenv("SLUICE_TOPIC_PREFIX", r.t.prefix, 1);
-    setenv("SLUICE_REDIS_URL", url, 1);
+    setenv("SLUICE_REDIS_URL", rp_url(srv), 1);
     size_t n_rules = 0;
     for (; tf_example_rules[n_rules]; n_rules++) {
         json_t *in = tf_load(tf_example_rules[n_rules], "input");
@@ -343,7 +280,7 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
     unsetenv("SLUICE_TOPIC_PREFIX");
     unsetenv("SLUICE_REDIS_URL");
-    redis_kill(&srv);
+    rp_destroy(srv);
 }
 
 #define GUARD_RULES                                                                                \
@@ -459,15 +396,14 @@ static const char small_rule[] =
     "    lookups: [{ name: big, type: http, url: '\"%s/big\"', max_bytes: 16, cache_ttl: 0 }]\n"
     "    jq: '{type: \"t\", data: .lookups}'\n";
 
-static void enrich_setup(struct run *r, const char *name, const struct redis_server *srv,
-                         const char *api)
+static void enrich_setup(struct run *r, const char *name, const rp_t *srv, const char *api)
 {
     char extra[8192];
     int n = snprintf(extra, sizeof(extra),
-                     "redis: { url: \"redis://127.0.0.1:%d/0\", timeout: 300ms }\n"
+                     "redis: { url: \"%s\", timeout: 300ms }\n"
                      "transform: { loop: { retry_max: 500ms } }\n"
                      "transforms:\n",
-                     srv->port);
+                     rp_url(srv));
     n += snprintf(extra + n, sizeof(extra) - (size_t)n, enrich_rule, "strict", "order.paid", api,
                   "fail");
     n += snprintf(extra + n, sizeof(extra) - (size_t)n, enrich_rule, "lenient",
@@ -495,15 +431,14 @@ static const char *const api_rules[] = {
 
 SL_TEST(enrichment_hits_misses_and_the_cache)
 {
-    struct redis_server srv = {0};
     struct sl_err err;
-    redis_start(&srv);
+    rp_t *srv = rp_start("transform-redis");
     destsim_t *api = destsim_start(NULL, api_rules, &err);
     if (!api)
         sl_test_fail(__FILE__, __LINE__, "destsim: %s", err.msg);
     SL_REQUIRE(api);
     struct run r;
-    enrich_setup(&r, "transform-enrich", &srv, destsim_url(api));
+    enrich_setup(&r, "transform-enrich", srv, destsim_url(api));
     produce(r.t.in, "hit-1", "shop", "order.paid", "cus_1",
             "{\"id\":\"o1\",\"customer\":\"cus_1\"}");
     produce(r.t.in, "hit-2", "shop", "order.paid", "cus_1",
@@ -577,12 +512,12 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     SL_CHECK_INT(json_integer_value(json_object_get(st, "requests_total")), 5);
     SL_CHECK_INT(json_integer_value(json_object_get(json_object_get(st, "by_status"), "200")), 3);
     json_decref(st);
-    redisReply *keys = redis_do(&srv, 2, (const char *[]){"KEYS", "*lookup:*"});
+    redisReply *keys = redis_do(srv, 2, (const char *[]){"KEYS", "*lookup:*"});
     SL_CHECK_INT(keys->elements, 1);
     if (keys->elements == 1) {
         snprintf(want, sizeof(want), "%slookup:", r.t.prefix);
         SL_CHECK(strncmp(keys->element[0]->str, want, strlen(want)) == 0);
-        redisReply *ttl = redis_do(&srv, 2, (const char *[]){"PTTL", keys->element[0]->str});
+        redisReply *ttl = redis_do(srv, 2, (const char *[]){"PTTL", keys->element[0]->str});
         SL_CHECK(ttl->integer > 0 && ttl->integer <= 60000);
         freeReplyObject(ttl);
     }
@@ -590,19 +525,18 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
 
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
     SL_CHECK_INT(destsim_stop(api), 0);
-    redis_kill(&srv);
+    rp_destroy(srv);
 }
 
 SL_TEST(outages_hold_events_and_lose_none)
 {
-    struct redis_server srv = {0};
     struct sl_err err;
-    redis_start(&srv);
+    rp_t *srv = rp_start("transform-redis");
     const char *const api_args[] = {"--rule", "path=/customers/* status=503", NULL};
     destsim_t *api = destsim_start(NULL, api_args, &err);
     SL_REQUIRE(api);
     struct run r;
-    enrich_setup(&r, "transform-outage", &srv, destsim_url(api));
+    enrich_setup(&r, "transform-outage", srv, destsim_url(api));
     pid_t pid = start(&r, "transform-outage");
     char body[8192], id[32], want[256];
 
@@ -630,7 +564,7 @@ SL_TEST(outages_hold_events_and_lose_none)
     SL_CHECK_INT(wait_ready(r.admin_port, 503, "no answer within 300 ms", body, sizeof(body)), 503);
 
     /* Then Redis dies, and the API comes back: held on Redis now. */
-    redis_kill(&srv);
+    rp_kill(srv);
     SL_REQUIRE(
         destsim_set_rules(api, "path=/customers/* status=200 body=\"{\\\"tier\\\":\\\"gold\\\"}\"",
                           &err) == 0);
@@ -640,7 +574,7 @@ SL_TEST(outages_hold_events_and_lose_none)
     SL_CHECK_INT(sl_testenv_consume(c, msgs, 1, 2000), 0);
 
     /* Redis is back (with its data): every event arrives once, in order (one key). */
-    redis_start(&srv);
+    rp_restart(srv);
     size_t n = sl_testenv_consume(c, msgs, N, 60000);
     n += sl_testenv_consume(c, msgs + n, MAX_MSGS - n, 2000);
     SL_CHECK_INT(n, N);
@@ -655,7 +589,7 @@ SL_TEST(outages_hold_events_and_lose_none)
                             "result=\"retry\"}");
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
     SL_CHECK_INT(destsim_stop(api), 0);
-    redis_kill(&srv);
+    rp_destroy(srv);
 }
 
 SL_TEST(bad_mapping_stops_start_up_naming_the_rule)

@@ -17,6 +17,7 @@
 
 #include "sl_cloudevent.h"
 #include "sl_redis.h"
+#include "redis_private.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
 
@@ -417,58 +418,6 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
 
-/* ---- a private redis-server, killed and restarted by the outage test ---- */
-
-struct redis_server {
-    pid_t pid;
-    int port;
-    char dir[1024];
-};
-
-static bool redis_answers(int port)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d PING 2>/dev/null | grep -q PONG", port);
-    return system(cmd) == 0;
-}
-
-/* Starts redis-server on s->port in s->dir, with every write fsynced to its append-only file
- * before the reply: a SIGKILL loses no claim, as with a production Redis that persists. */
-static void redis_start(struct redis_server *s)
-{
-    char port[16], log[1200];
-    snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(log, sizeof(log), "%s/redis.log", s->dir);
-    fflush(stdout);
-    s->pid = fork();
-    SL_REQUIRE(s->pid >= 0);
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        if (!freopen(log, "a", stdout) || !freopen(log, "a", stderr))
-            _exit(126);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               s->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-               "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200 && !redis_answers(s->port); i++)
-        usleep(50000);
-    if (!redis_answers(s->port)) {
-        sl_test_fail(__FILE__, __LINE__, "redis-server on port %d did not start; see %s", s->port,
-                     log);
-        sl_test_abort_current();
-    }
-}
-
-static void redis_kill(struct redis_server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-}
-
 /* Polls /readyz until it answers `status` with `needle` in the body (60 s at most). */
 static long wait_ready(int port, long status, const char *needle, char *body, size_t size)
 {
@@ -484,19 +433,12 @@ static long wait_ready(int port, long status, const char *needle, char *body, si
 
 SL_TEST(redis_outage_holds_events_and_loses_none)
 {
-    if (system("command -v redis-server >/dev/null && command -v redis-cli >/dev/null") != 0)
-        sl_test_skip("redis-server is not installed (deploy/local/install-deps.sh)");
     signal(SIGPIPE, SIG_IGN);
-    struct redis_server srv = {.port = sl_testenv_free_port()};
-    char name[96], redis[256], body[8192];
-    sl_testenv_unique("validate-redis", name, sizeof(name));
-    snprintf(srv.dir, sizeof(srv.dir), "%s/tests/%s", sl_test_binary_dir(), name);
-    SL_REQUIRE(mkdir(srv.dir, 0755) == 0);
-    redis_start(&srv);
+    char redis[256], body[8192];
+    rp_t *srv = rp_start("validate-redis");
 
     struct run r;
-    snprintf(redis, sizeof(redis), "redis: { url: \"redis://127.0.0.1:%d/0\", timeout: 300ms }\n",
-             srv.port);
+    snprintf(redis, sizeof(redis), "redis: { url: \"%s\", timeout: 300ms }\n", rp_url(srv));
     setup(&r, "validate-outage", redis);
     pid_t pid = start(&r, "validate-outage");
 
@@ -524,7 +466,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
     SL_CHECK_INT(n, N1);
 
     /* Redis dies; new events and retries of old ones arrive meanwhile. */
-    redis_kill(&srv);
+    rp_kill(srv);
     produce(r.t.in, evs + N1, N2 + RETRIES);
     SL_CHECK_INT(wait_ready(r.admin_port, 503, "dedup: redis", body, sizeof(body)), 503);
     SL_CHECK_CONTAINS(body, "waiting on a dependency");
@@ -532,7 +474,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
     SL_CHECK_INT(sl_testenv_consume(c, msgs + n, 1, 3000), 0);
 
     /* Redis is back with its claims: every new event arrives once, no retry does. */
-    redis_start(&srv);
+    rp_restart(srv);
     n += sl_testenv_consume(c, msgs + n, N2, 60000);
     n += sl_testenv_consume(c, msgs + n, MAX_MSGS - n, 2000);
     SL_CHECK_INT(n, N1 + N2);
@@ -563,7 +505,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
 
     SL_CHECK_INT(wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
-    redis_kill(&srv);
+    rp_destroy(srv);
 }
 
 SL_TEST(missing_schema_stops_start_up)
