@@ -10,7 +10,7 @@
  *   sluicectl reconcile report         the hourly books and stuck events (sluice-reconcile)
  *   sluicectl replay --stage STAGE --from TIME   rewind a stopped stage's group to TIME
  *   sluicectl events show ID           one event's timeline from the audit trail
- *   sluicectl dlq list | show | replay  inspect and replay dead letters
+ *   sluicectl dlq list | show | replay | discard  inspect, replay and discard dead letters
  *
  * The pipeline file comes from --config FILE or SLUICE_CONFIG. Exit codes: 0 success, 1 the
  * operation failed, 2 usage error.
@@ -64,6 +64,8 @@ static const char usage[] =
     "  dlq replay ID... | --filter [--source S] [--stage S] [--since TIME]\n"
     "             [--to-stage STAGE] [--dry-run] [--force] [--by NAME]\n"
     "                           put dead letters back at a stage's input topic\n"
+    "  dlq discard ID... [--by NAME]\n"
+    "                           mark new dead letters handled without a replay\n"
     "\n"
     "options:\n"
     "  --config FILE            the pipeline file (default: $SLUICE_CONFIG)\n"

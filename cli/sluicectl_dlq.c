@@ -37,10 +37,11 @@ static const char usage[] =
     "       sluicectl [--config FILE] dlq replay (ID... | --filter [--source S] [--stage S]\n"
     "                 [--since TIME] [--limit N]) [--to-stage STAGE] [--dry-run] [--force]\n"
     "                 [--by NAME]\n"
+    "       sluicectl [--config FILE] dlq discard ID... [--by NAME]\n"
     "  TIME: RFC 3339 (2026-11-24T17:00:00Z) or a duration back from now (2h, 30m, 7d)\n"
     "  STAGE: validate, transform, route or deliver (default: the stage it failed at)\n"
     "  --force: replay a letter that was already replayed (or discarded) again\n"
-    "  --by: who replays (default $SLUICE_OPERATOR, else the login name)\n";
+    "  --by: who replays or discards (default $SLUICE_OPERATOR, else the login name)\n";
 
 /* ---- shared ---- */
 
@@ -706,10 +707,70 @@ out:
     return rc;
 }
 
+/* A letter that is still new becomes discarded (handled: nothing to replay), with who and when.
+ * Only new letters: a replayed one has its story already, and discarding twice says nothing. */
+static const char discard_sql[] =
+    "WITH d AS (UPDATE dead_letters SET status = 'discarded', status_at = now(), status_by = $2 "
+    "WHERE id = $1::bigint AND status = 'new' RETURNING id) "
+    "SELECT (SELECT count(*) FROM d), (SELECT status FROM dead_letters WHERE id = $1::bigint)";
+
+static int cmd_discard(const sl_conf_t *conf, int argc, char **argv)
+{
+    char by[OPERATOR_MAX];
+    long long ids[IDS_MAX];
+    size_t n = 0;
+    default_operator(by, sizeof(by));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v && strcmp(a, "--by") == 0 && *v && strlen(v) < sizeof(by)) {
+            snprintf(by, sizeof(by), "%s", argv[++i]);
+        } else if (a[0] != '-' && n < IDS_MAX && parse_id(a, &ids[n])) {
+            n++;
+        } else {
+            fprintf(stderr, "sluicectl dlq discard: unexpected argument '%s'\n%s", a, usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (n == 0) {
+        fprintf(stderr, "sluicectl dlq discard: no dead letter id\n%s", usage);
+        return EXIT_USAGE;
+    }
+    struct sl_err err;
+    int failed = 0;
+    sl_pg_t *pg = ctl_pg_open(conf, &err);
+    if (!pg) {
+        fprintf(stderr, "sluicectl dlq discard: %s\n", err.msg);
+        return EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char id[24];
+        PGresult *res = NULL;
+        snprintf(id, sizeof(id), "%lld", ids[i]);
+        const char *params[] = {id, by};
+        if (sl_pg_exec(pg, discard_sql, 2, params, &res, &err) != 0) {
+            fprintf(stderr, "sluicectl dlq discard: dead letter %s: %s\n", id, err.msg);
+            failed++;
+        } else if (strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+            printf("dead letter %s: discarded by %s\n", id, by);
+        } else {
+            if (PQgetisnull(res, 0, 1))
+                fprintf(stderr, "sluicectl dlq discard: dead letter %s: no such id\n", id);
+            else
+                fprintf(stderr, "sluicectl dlq discard: dead letter %s: already %s\n", id,
+                        PQgetvalue(res, 0, 1));
+            failed++;
+        }
+        PQclear(res);
+    }
+    sl_pg_destroy(pg);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int sluicectl_dlq(const char *config, int argc, char **argv)
 {
     const char *cmd = argc >= 1 ? argv[0] : "";
-    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 && strcmp(cmd, "replay") != 0) {
+    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 && strcmp(cmd, "replay") != 0 &&
+        strcmp(cmd, "discard") != 0) {
         fprintf(stderr, "sluicectl dlq: unknown subcommand '%s'\n%s", cmd, usage);
         return EXIT_USAGE;
     }
@@ -719,9 +780,10 @@ int sluicectl_dlq(const char *config, int argc, char **argv)
         fprintf(stderr, "sluicectl dlq %s: %s\n", cmd, err.msg);
         return EXIT_USAGE;
     }
-    int rc = strcmp(cmd, "list") == 0   ? cmd_list(conf, argc, argv)
-             : strcmp(cmd, "show") == 0 ? cmd_show(conf, argc, argv)
-                                        : cmd_replay(config, conf, argc, argv);
+    int rc = strcmp(cmd, "list") == 0      ? cmd_list(conf, argc, argv)
+             : strcmp(cmd, "show") == 0    ? cmd_show(conf, argc, argv)
+             : strcmp(cmd, "discard") == 0 ? cmd_discard(conf, argc, argv)
+                                           : cmd_replay(config, conf, argc, argv);
     sl_conf_destroy(conf);
     return rc;
 }

@@ -8,6 +8,8 @@
  *                                                      when valid UTF-8, else base64
  *   dlq replay (ID... | --filter [--source S] [--stage S] [--since TIME] [--limit N])
  *              [--to-stage STAGE] [--dry-run] [--force] [--by NAME]
+ *   dlq discard ID... [--by NAME]                      a new letter is handled without a
+ *                                                      replay: status discarded, who, when
  *
  * TIME is an RFC 3339 time or a duration back from now (2h, 30m, 7d).
  *

@@ -426,6 +426,23 @@ SL_TEST(events_show_delivered_retried_dead_lettered)
     SL_CHECK_CONTAINS(io.out, "attempt 1: HTTP 400");
     SL_CHECK_CONTAINS(io.out, "dead letters:");
     SL_CHECK_CONTAINS(final_line(io.out, line, sizeof(line)), "dead_lettered");
+
+    /* An operator decides the 400 needs no replay: discarded, once; a replay then needs
+     * --force. */
+    char args[128];
+    long long dl = db_int("SELECT id FROM dead_letters WHERE event_id = '%s'", dead);
+    snprintf(args, sizeof(args), "dlq discard --by tester %lld", dl);
+    SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 0);
+    SL_CHECK_CONTAINS(io.out, "discarded by tester");
+    SL_CHECK_INT(db_int("SELECT count(*) FROM dead_letters WHERE id = %lld AND status = "
+                        "'discarded' AND status_by = 'tester' AND status_at IS NOT NULL",
+                        dl),
+                 1);
+    SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 1);
+    SL_CHECK_CONTAINS(io.err, "already discarded");
+    snprintf(args, sizeof(args), "dlq replay --by tester %lld", dl);
+    SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 1);
+    SL_CHECK_CONTAINS(io.err, "--force");
     io_free(&io);
 }
 
@@ -621,6 +638,10 @@ SL_TEST(bad_input)
     SL_CHECK_CONTAINS(io.err, "dead letter 987654321: no such id");
     SL_CHECK_INT(sluicectl(true, NULL, "dlq replay 987654321", io.out, io.err), 1);
     SL_CHECK_CONTAINS(io.err, "dead letter 987654321: no such id");
+    SL_CHECK_INT(sluicectl(true, NULL, "dlq discard 987654321", io.out, io.err), 1);
+    SL_CHECK_CONTAINS(io.err, "dead letter 987654321: no such id");
+    SL_CHECK_INT(sluicectl(true, NULL, "dlq discard", io.out, io.err), 2);
+    SL_CHECK_CONTAINS(io.err, "no dead letter id");
     SL_CHECK_INT(sluicectl(true, NULL, "dlq show abc", io.out, io.err), 2);
     SL_CHECK_CONTAINS(io.err, "positive number");
     /* Bad --since, unknown stage and status. */
