@@ -559,3 +559,21 @@ void sl_pipeline_write_reference(FILE *out)
           out);
     sl_conf_write_reference(out, sl_pipeline_keys);
 }
+
+int sl_pipeline_join_path(char *out, size_t size, const char *dir, const char *path)
+{
+    int n =
+        path[0] == '/' ? snprintf(out, size, "%s", path) : snprintf(out, size, "%s/%s", dir, path);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int sl_pipeline_schema_dir(const sl_conf_t *conf, char *out, size_t size, struct sl_err *err)
+{
+    const sl_conf_node_t *root = sl_conf_root(conf);
+    const char *dir;
+    if (sl_conf_str(conf, root, "schema_dir", "schemas", &dir, err) != 0)
+        return -1;
+    if (sl_pipeline_join_path(out, size, sl_conf_dir(conf), dir) != 0)
+        return sl_conf_error(conf, sl_conf_get(root, "schema_dir"), err, "path too long");
+    return 0;
+}

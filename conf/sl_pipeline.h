@@ -33,4 +33,10 @@ void sl_pipeline_topics_free(struct sl_topic_spec *specs, size_t n);
 
 void sl_pipeline_write_reference(FILE *out);
 
+/* `path` as it is when absolute, else joined to `dir`, into out. -1 when it does not fit. */
+int sl_pipeline_join_path(char *out, size_t size, const char *dir, const char *path);
+/* The directory the file's schemas are read from: `schema_dir` (default "schemas"), relative
+ * to the pipeline file's own directory, into out. 0, or -1 with a file:line error. */
+int sl_pipeline_schema_dir(const sl_conf_t *conf, char *out, size_t size, struct sl_err *err);
+
 #endif

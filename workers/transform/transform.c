@@ -20,6 +20,7 @@
 #include "sl_jsonschema.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
+#include "sl_pipeline.h"
 #include "sl_redis.h"
 #include "sl_signal.h"
 
@@ -86,14 +87,6 @@ static void transform_free(struct transform *t)
     if (t->curl_ready)
         curl_global_cleanup();
     free(t);
-}
-
-/* Joins dir and path (path kept when absolute) into out. */
-static int join_path(char *out, size_t size, const char *dir, const char *path)
-{
-    int n =
-        path[0] == '/' ? snprintf(out, size, "%s", path) : snprintf(out, size, "%s/%s", dir, path);
-    return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 /* Compiles the member `key` of rule node `r` into *out, naming the rule; *out stays NULL when
@@ -172,7 +165,7 @@ static int build_rule(struct transform *t, const sl_conf_t *conf, const char *sc
         struct sl_err load_err;
         const sl_conf_node_t *at = sl_conf_get(r, "schema");
         if (!*rule->schema_path ||
-            join_path(full, sizeof(full), schema_dir, rule->schema_path) != 0)
+            sl_pipeline_join_path(full, sizeof(full), schema_dir, rule->schema_path) != 0)
             return sl_conf_error(conf, at, err, "schema path empty or too long");
         if (!(rule->schema = sl_schema_set_load_file(t->schemas, full, &load_err)))
             return sl_conf_error(conf, at, err, "cannot load the schema: %s", load_err.msg);
@@ -186,7 +179,6 @@ static struct transform *transform_build(const sl_conf_t *conf, struct sl_err *e
     const sl_conf_node_t *root = sl_conf_root(conf);
     const sl_conf_node_t *rules = sl_conf_get(root, "transforms");
     const sl_conf_node_t *section = sl_conf_get(root, "transform");
-    const char *dir;
     char schema_dir[TRANSFORM_PATH_MAX];
     bool assert_formats;
     struct transform *t = calloc(1, sizeof(*t));
@@ -195,14 +187,11 @@ static struct transform *transform_build(const sl_conf_t *conf, struct sl_err *e
         goto fail;
     }
     t->none.name = "_none";
-    if (sl_conf_str(conf, root, "schema_dir", "schemas", &dir, err) != 0 ||
-        sl_conf_bool(conf, section, "required", false, &t->required, err) != 0 ||
+    if (sl_conf_bool(conf, section, "required", false, &t->required, err) != 0 ||
         sl_conf_bool(conf, section, "assert_formats", true, &assert_formats, err) != 0)
         goto fail;
-    if (join_path(schema_dir, sizeof(schema_dir), sl_conf_dir(conf), dir) != 0) {
-        sl_conf_error(conf, sl_conf_get(root, "schema_dir"), err, "path too long");
+    if (sl_pipeline_schema_dir(conf, schema_dir, sizeof(schema_dir), err) != 0)
         goto fail;
-    }
     sl_schema_set_assert_formats(t->schemas, assert_formats);
     size_t n = sl_conf_count(rules);
     if (n > TRANSFORM_MAX_RULES) {

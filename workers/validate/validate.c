@@ -16,6 +16,7 @@
 #include "sl_jsonschema.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
+#include "sl_pipeline.h"
 #include "sl_redis.h"
 
 /* Longest schema path after joining it with the pipeline file's directory and schema_dir. */
@@ -98,14 +99,6 @@ static void validate_free(struct validate *v)
     free(v);
 }
 
-/* Joins dir and path (path kept when absolute) into out. */
-static int join_path(char *out, size_t size, const char *dir, const char *path)
-{
-    int n =
-        path[0] == '/' ? snprintf(out, size, "%s", path) : snprintf(out, size, "%s/%s", dir, path);
-    return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
 /* Loads the schema that `node` (a `schemas` member) names into *e. */
 static int load_entry(struct validate *v, const sl_conf_t *conf, const char *schema_dir,
                       const sl_conf_node_t *node, const char *type, struct entry *e,
@@ -116,7 +109,7 @@ static int load_entry(struct validate *v, const sl_conf_t *conf, const char *sch
     struct sl_err load_err;
     if (sl_conf_as_str(conf, node, &path, err) != 0)
         return -1;
-    if (!*path || join_path(full, sizeof(full), schema_dir, path) != 0)
+    if (!*path || sl_pipeline_join_path(full, sizeof(full), schema_dir, path) != 0)
         return sl_conf_error(conf, node, err, "schema path empty or too long");
     e->type = type;
     e->path = path;
@@ -156,7 +149,6 @@ static struct validate *validate_build(const sl_conf_t *conf, struct sl_err *err
 {
     const sl_conf_node_t *root = sl_conf_root(conf);
     const sl_conf_node_t *sources = sl_conf_get(root, "sources");
-    const char *dir;
     char schema_dir[VALIDATE_PATH_MAX];
     bool assert_formats;
     struct validate *v = calloc(1, sizeof(*v));
@@ -165,16 +157,13 @@ static struct validate *validate_build(const sl_conf_t *conf, struct sl_err *err
         goto fail;
     }
     v->unknown.type = "_unknown";
-    if (sl_conf_str(conf, root, "schema_dir", "schemas", &dir, err) != 0 ||
-        sl_conf_bool(conf, sl_conf_get(root, "validate"), "assert_formats", false, &assert_formats,
+    if (sl_conf_bool(conf, sl_conf_get(root, "validate"), "assert_formats", false, &assert_formats,
                      err) != 0 ||
         sl_conf_duration_ms(conf, sl_conf_get(root, "dedup"), "window", 72LL * 3600 * 1000, 1000,
                             30LL * 86400 * 1000, &v->window_ms, err) != 0)
         goto fail;
-    if (join_path(schema_dir, sizeof(schema_dir), sl_conf_dir(conf), dir) != 0) {
-        sl_conf_error(conf, sl_conf_get(root, "schema_dir"), err, "path too long");
+    if (sl_pipeline_schema_dir(conf, schema_dir, sizeof(schema_dir), err) != 0)
         goto fail;
-    }
     sl_schema_set_assert_formats(v->schemas, assert_formats);
 
     size_t n = sl_conf_count(sources);
