@@ -278,3 +278,43 @@ int sl_testenv_free_port(void)
     SL_REQUIRE(port > 0);
     return port;
 }
+
+long sl_testenv_wait_ready(int port, long status, const char *needle, char *body, size_t size)
+{
+    long got = -1;
+    for (int i = 0; i < 600; i++) {
+        got = sl_testenv_http_get(port, "/readyz", body, size);
+        if (got == status && strstr(body, needle))
+            break;
+        usleep(100000);
+    }
+    return got;
+}
+
+const char *sl_testenv_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t n;
+    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
+        return NULL;
+    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
+    return buf;
+}
+
+size_t sl_testenv_read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t max,
+                           size_t want, rd_kafka_t **consumer)
+{
+    *consumer = sl_testenv_consumer(topic, partitions);
+    size_t n = sl_testenv_consume(*consumer, msgs, want < max ? want : max, 60000);
+    n += sl_testenv_consume(*consumer, msgs + n, max - n, n == want && n < max ? 2000 : 0);
+    return n;
+}
+
+void sl_testenv_free_records(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
+{
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+}

@@ -70,5 +70,18 @@ int sl_testenv_free_port(void);
 /* GET http://127.0.0.1:<port><path>; returns the status (-1 on a connection error) and the
  * body (bounded) in `body`. */
 long sl_testenv_http_get(int port, const char *path, char *body, size_t size);
+/* Polls GET /readyz on `port` until it answers `status` with `needle` in its body (60 s at
+ * most); returns the last status, the body in `body`. */
+long sl_testenv_wait_ready(int port, long status, const char *needle, char *body, size_t size);
+
+/* The last header `name` of `m` as a string in buf; NULL when absent. */
+const char *sl_testenv_header(const rd_kafka_message_t *m, const char *name, char *buf,
+                              size_t size);
+/* Every record of `topic` (`partitions` of them) from the beginning, read_committed, until
+ * `want` came (60 s at most), then 2 s more to catch any extra, up to `max` in all. The
+ * messages keep the consumer alive: release both with sl_testenv_free_records(). */
+size_t sl_testenv_read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t max,
+                           size_t want, rd_kafka_t **consumer);
+void sl_testenv_free_records(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer);
 
 #endif

@@ -37,37 +37,6 @@ static pid_t start(struct run *r, const char *log)
     return sl_testenv_spawn("sluice-passthrough", args, log);
 }
 
-static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
-{
-    rd_kafka_headers_t *h;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
-        return NULL;
-    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
-    return buf;
-}
-
-/* Reads every record of `topic` (all 3 or 1 partitions) until `want` came, or 60 s passed.
- * The messages keep the consumer alive: release both with free_all(). */
-static size_t read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t want,
-                       rd_kafka_t **consumer)
-{
-    *consumer = sl_testenv_consumer(topic, partitions);
-    size_t n = sl_testenv_consume(*consumer, msgs, want, 60000);
-    /* A little longer, to see any record beyond `want` (a duplicate). */
-    n += sl_testenv_consume(*consumer, msgs + n, 1, n == want ? 2000 : 0);
-    return n;
-}
-
-static void free_all(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
-{
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
-}
-
 SL_TEST(verdicts_dead_letters_and_audit)
 {
     struct run r;
@@ -88,36 +57,36 @@ SL_TEST(verdicts_dead_letters_and_audit)
     rd_kafka_t *c;
     char buf[4096];
 
-    size_t n = read_all(r.t.out, 3, msgs, 1, &c);
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 1, &c);
     SL_CHECK_INT(n, 1);
     if (n >= 1) {
-        SL_CHECK_STR(header(msgs[0], "ce_id", buf, sizeof(buf)), "ev-pass");
+        SL_CHECK_STR(sl_testenv_header(msgs[0], "ce_id", buf, sizeof(buf)), "ev-pass");
         SL_CHECK(msgs[0]->len == 11 && memcmp(msgs[0]->payload, "{\"hello\":1}", 11) == 0);
         SL_CHECK(msgs[0]->key_len == 2 && memcmp(msgs[0]->key, "k1", 2) == 0);
     }
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.dlq, 1, msgs, 2, &c);
+    n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
     SL_CHECK_INT(n, 2);
     for (size_t i = 0; i < n; i++) {
-        SL_CHECK_STR(header(msgs[i], "ce_sluicestage", buf, sizeof(buf)), "passthrough");
-        if (header(msgs[i], "ce_id", buf, sizeof(buf))) {
+        SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_sluicestage", buf, sizeof(buf)), "passthrough");
+        if (sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf))) {
             SL_CHECK_STR(buf, "ev-reject");
-            SL_CHECK_STR(header(msgs[i], "ce_type", buf, sizeof(buf)), "test.event");
-            SL_CHECK_STR(header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
+            SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_type", buf, sizeof(buf)), "test.event");
+            SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
                          "rejected on request");
-            SL_CHECK_STR(header(msgs[i], "ce_sluiceerrors", buf, sizeof(buf)),
+            SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_sluiceerrors", buf, sizeof(buf)),
                          "[\"/reject: the payload asked for it\",\"/: second error\"]");
             SL_CHECK(msgs[i]->len == 15 && memcmp(msgs[i]->payload, "{\"reject\":true}", 15) == 0);
         } else {
-            SL_CHECK_CONTAINS(header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
+            SL_CHECK_CONTAINS(sl_testenv_header(msgs[i], "ce_sluicereason", buf, sizeof(buf)),
                               "not a CloudEvent: ");
             SL_CHECK(msgs[i]->len == 3 && memcmp(msgs[i]->payload, "raw", 3) == 0);
         }
     }
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, 3, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 3, &c);
     SL_CHECK_INT(n, 3);
     int passed = 0, dead = 0;
     for (size_t i = 0; i < n; i++) {
@@ -126,12 +95,12 @@ SL_TEST(verdicts_dead_letters_and_audit)
         const char *outcome = json_string_value(json_object_get(a, "outcome"));
         passed += outcome && strcmp(outcome, "passed") == 0;
         dead += outcome && strcmp(outcome, "dead_lettered") == 0;
-        SL_CHECK_STR(header(msgs[i], "ce_type", buf, sizeof(buf)), "sluice.audit");
+        SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_type", buf, sizeof(buf)), "sluice.audit");
         json_decref(a);
     }
     SL_CHECK_INT(passed, 1);
     SL_CHECK_INT(dead, 2);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
@@ -176,9 +145,9 @@ SL_TEST(retry_holds_events_in_order_until_the_dependency_is_back)
     for (size_t i = 0; i < n && i < N; i++) {
         char expect[32], got[64];
         snprintf(expect, sizeof(expect), "ev-%02zu", i);
-        SL_CHECK_STR(header(msgs[i], "ce_id", got, sizeof(got)), expect);
+        SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_id", got, sizeof(got)), expect);
     }
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/readyz", body, sizeof(body)), 200);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }

@@ -108,40 +108,11 @@ static void produce(const char *topic, const char *id, const char *source, const
 
 /* ---- reading back ---- */
 
-static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
-{
-    rd_kafka_headers_t *h;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
-        return NULL;
-    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
-    return buf;
-}
-
-/* Reads `topic` until `want` records came (60 s at most), then 2 s more to catch any extra. */
-static size_t read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t want,
-                       rd_kafka_t **consumer)
-{
-    *consumer = sl_testenv_consumer(topic, partitions);
-    size_t n = sl_testenv_consume(*consumer, msgs, want, 60000);
-    n += sl_testenv_consume(*consumer, msgs + n, MAX_MSGS - n, n == want ? 2000 : 0);
-    return n;
-}
-
-static void free_all(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
-{
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
-}
-
 static rd_kafka_message_t *find(rd_kafka_message_t **msgs, size_t n, const char *id)
 {
     char buf[256];
     for (size_t i = 0; i < n; i++)
-        if (header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
+        if (sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
             return msgs[i];
     sl_test_fail(__FILE__, __LINE__, "no record with ce_id %s", id);
     return NULL;
@@ -174,19 +145,6 @@ static const char *jstr(json_t *obj, const char *path)
     for (char *save, *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save))
         v = json_object_get(v, part);
     return json_string_value(v);
-}
-
-/* Polls /readyz until it answers `status` with `needle` in the body (60 s at most). */
-static long wait_ready(int port, long status, const char *needle, char *body, size_t size)
-{
-    long got = -1;
-    for (int i = 0; i < 600; i++) {
-        got = sl_testenv_http_get(port, "/readyz", body, size);
-        if (got == status && strstr(body, needle))
-            break;
-        usleep(100000);
-    }
-    return got;
 }
 
 /* ---- a private redis-server (redis_private), killed and restarted by the outage test ---- */
@@ -240,7 +198,8 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[8192];
-    size_t n = read_all(r.t.out, 3, msgs, n_rules + 1, &c);
+    size_t n =
+        sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), n_rules + 1, &c);
     SL_CHECK_INT(n, n_rules + 1);
     for (size_t i = 0; i < n_rules; i++) {
         json_t *want = tf_load(tf_example_rules[i], "expected");
@@ -256,9 +215,9 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     SL_CHECK_CONTAINS(payload_of(msgs, n, "unclaimed-push", buf, sizeof(buf)),
                       "\"repository\":\"octo-org/unclaimed\"");
     SL_CHECK_CONTAINS(buf, "\"owner_team\":null}");
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, n_rules + 1, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), n_rules + 1, &c);
     SL_CHECK_INT(n, n_rules + 1);
     json_t *a = audit_of(msgs, n, "01936052-0a1b-7c2d-8e3f-405162738404");
     SL_CHECK_STR(jstr(a, "outcome"), "passed");
@@ -270,7 +229,7 @@ SL_TEST(example_pipeline_maps_every_fixture_exactly)
     a = audit_of(msgs, n, "unclaimed-push");
     SL_CHECK_STR(jstr(a, "detail.lookups.owner"), "missing");
     json_decref(a);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
     SL_CHECK_CONTAINS(buf, "sluice_transform_events_total{rule=\"stripe-charge-to-payment\","
@@ -318,35 +277,36 @@ SL_TEST(schema_guard_errors_pass_through_and_required)
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096];
-    size_t n = read_all(r.t.out, 3, msgs, 2, &c);
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
     SL_CHECK_INT(n, 2);
     SL_CHECK_STR(payload_of(msgs, n, "ev-good", buf, sizeof(buf)),
                  "{\"payment_id\":\"p1\",\"customer_id\":\"c1\",\"amount_minor\":1250,"
                  "\"currency\":\"EUR\",\"occurred_at\":\"2026-11-24T17:30:00Z\"}");
-    SL_CHECK_STR(header(find(msgs, n, "ev-good"), "ce_sluiceorigtype", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-good"), "ce_sluiceorigtype", buf, sizeof(buf)),
                  "order.paid");
     /* No rule: unchanged, byte for byte. */
     SL_CHECK_STR(payload_of(msgs, n, "ev-other", buf, sizeof(buf)), other);
-    SL_CHECK_STR(header(find(msgs, n, "ev-other"), "ce_type", buf, sizeof(buf)), "order.created");
-    free_all(msgs, n, c);
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-other"), "ce_type", buf, sizeof(buf)),
+                 "order.created");
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.dlq, 1, msgs, 2, &c);
+    n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
     SL_CHECK_INT(n, 2);
     rd_kafka_message_t *m = find(msgs, n, "ev-broken");
-    SL_CHECK_STR(header(m, "ce_sluicestage", buf, sizeof(buf)), "transform");
-    SL_CHECK_STR(header(m, "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(m, "ce_sluicestage", buf, sizeof(buf)), "transform");
+    SL_CHECK_STR(sl_testenv_header(m, "ce_sluicereason", buf, sizeof(buf)),
                  "transform 'pay': the output does not match canonical/payment.succeeded.json: 2 "
                  "errors");
-    json_t *errors = json_loads(header(m, "ce_sluiceerrors", buf, sizeof(buf)), 0, NULL);
+    json_t *errors = json_loads(sl_testenv_header(m, "ce_sluiceerrors", buf, sizeof(buf)), 0, NULL);
     SL_CHECK_INT(json_array_size(errors), 2);
     SL_CHECK_CONTAINS(json_string_value(json_array_get(errors, 0)), "/amount_minor: ");
     SL_CHECK_CONTAINS(json_string_value(json_array_get(errors, 1)), "/currency: ");
     json_decref(errors);
     /* The dead letter is the event as it came, for a replay once the mapping is fixed. */
-    SL_CHECK_STR(header(m, "ce_type", buf, sizeof(buf)), "order.paid");
-    SL_CHECK_STR(header(find(msgs, n, "ev-boom"), "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(m, "ce_type", buf, sizeof(buf)), "order.paid");
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-boom"), "ce_sluicereason", buf, sizeof(buf)),
                  "transform 'explode': expression 'explode': kaboom: no reason");
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 
     /* The same with transforms required: the event no rule maps is dead-lettered. */
@@ -354,18 +314,18 @@ SL_TEST(schema_guard_errors_pass_through_and_required)
     setup(&r, "transform-required", extra);
     produce(r.t.in, "ev-other", "shop", "order.created", "c9", other);
     pid = start(&r, "transform-required");
-    n = read_all(r.t.dlq, 1, msgs, 1, &c);
+    n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 1, &c);
     SL_CHECK_INT(n, 1);
-    SL_CHECK_STR(header(find(msgs, n, "ev-other"), "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-other"), "ce_sluicereason", buf, sizeof(buf)),
                  "no transform rule matched type order.created (transform.required is true)");
-    free_all(msgs, n, c);
-    n = read_all(r.t.audit, 3, msgs, 1, &c);
+    sl_testenv_free_records(msgs, n, c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 1, &c);
     SL_CHECK_INT(n, 1);
     json_t *a = audit_of(msgs, n, "ev-other");
     SL_CHECK_STR(jstr(a, "outcome"), "dead_lettered");
     SL_CHECK(json_is_null(json_object_get(json_object_get(a, "detail"), "rule")));
     json_decref(a);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
 
@@ -461,7 +421,7 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096], want[512];
-    size_t n = read_all(r.t.out, 3, msgs, 3, &c);
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 3, &c);
     SL_CHECK_INT(n, 3);
     SL_CHECK_STR(payload_of(msgs, n, "hit-1", buf, sizeof(buf)),
                  "{\"order\":\"o1\",\"account\":\"acct_9\",\"plan\":\"pro\",\"tier\":\"gold\"}");
@@ -469,30 +429,34 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
                  "{\"order\":\"o2\",\"account\":\"acct_9\",\"plan\":\"pro\",\"tier\":\"gold\"}");
     SL_CHECK_STR(payload_of(msgs, n, "miss-lenient", buf, sizeof(buf)),
                  "{\"order\":\"o4\",\"account\":null,\"plan\":null,\"tier\":null}");
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.dlq, 1, msgs, 4, &c);
+    n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
     SL_CHECK_INT(n, 4);
-    SL_CHECK_STR(header(find(msgs, n, "miss-redis"), "ce_sluicereason", buf, sizeof(buf)),
-                 "transform 'strict': lookup 'account': redis GET acct:cus_3: not found "
-                 "(on_missing: fail)");
+    SL_CHECK_STR(
+        sl_testenv_header(find(msgs, n, "miss-redis"), "ce_sluicereason", buf, sizeof(buf)),
+        "transform 'strict': lookup 'account': redis GET acct:cus_3: not found "
+        "(on_missing: fail)");
     snprintf(want, sizeof(want),
              "transform 'strict': lookup 'customer': HTTP 404 from %s/customers/cus_2 "
              "(on_missing: fail)",
              destsim_url(api));
-    SL_CHECK_STR(header(find(msgs, n, "miss-http"), "ce_sluicereason", buf, sizeof(buf)), want);
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "miss-http"), "ce_sluicereason", buf, sizeof(buf)),
+                 want);
     snprintf(want, sizeof(want),
              "transform 'strict': lookup 'customer': the answer of GET %s/customers/cus_5 is not "
              "JSON: ",
              destsim_url(api));
-    SL_CHECK_CONTAINS(header(find(msgs, n, "not-json"), "ce_sluicereason", buf, sizeof(buf)), want);
+    SL_CHECK_CONTAINS(
+        sl_testenv_header(find(msgs, n, "not-json"), "ce_sluicereason", buf, sizeof(buf)), want);
     snprintf(want, sizeof(want),
              "transform 'small': lookup 'big': the answer of %s/big is larger than 16 bytes",
              destsim_url(api));
-    SL_CHECK_STR(header(find(msgs, n, "too-big"), "ce_sluicereason", buf, sizeof(buf)), want);
-    free_all(msgs, n, c);
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "too-big"), "ce_sluicereason", buf, sizeof(buf)),
+                 want);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, 7, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 7, &c);
     SL_CHECK_INT(n, 7);
     json_t *a = audit_of(msgs, n, "hit-1");
     SL_CHECK_STR(jstr(a, "detail.lookups.account"), "found");
@@ -503,7 +467,7 @@ SL_TEST(enrichment_hits_misses_and_the_cache)
     a = audit_of(msgs, n, "hit-2");
     SL_CHECK_STR(jstr(a, "detail.lookups.customer"), "cached");
     json_decref(a);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
     /* The API saw cus_1 once (then the cache answered), each miss once (404s are not cached,
      * so a customer created later is found) and each unusable answer once. */
@@ -548,7 +512,7 @@ SL_TEST(outages_hold_events_and_lose_none)
         if (i == 0) {
             snprintf(want, sizeof(want), "lookup 'customer': HTTP 503 from %s/customers/cus_1",
                      destsim_url(api));
-            SL_CHECK_INT(wait_ready(r.admin_port, 503, want, body, sizeof(body)), 503);
+            SL_CHECK_INT(sl_testenv_wait_ready(r.admin_port, 503, want, body, sizeof(body)), 503);
             SL_CHECK_CONTAINS(body, "waiting on a dependency: transform 'strict': ");
         }
     }
@@ -561,15 +525,18 @@ SL_TEST(outages_hold_events_and_lose_none)
                                  "path=/customers/* delay_ms=2000 status=200 "
                                  "body=\"{\\\"tier\\\":\\\"gold\\\"}\"",
                                  &err) == 0);
-    SL_CHECK_INT(wait_ready(r.admin_port, 503, "no answer within 300 ms", body, sizeof(body)), 503);
+    SL_CHECK_INT(
+        sl_testenv_wait_ready(r.admin_port, 503, "no answer within 300 ms", body, sizeof(body)),
+        503);
 
     /* Then Redis dies, and the API comes back: held on Redis now. */
     rp_kill(srv);
     SL_REQUIRE(
         destsim_set_rules(api, "path=/customers/* status=200 body=\"{\\\"tier\\\":\\\"gold\\\"}\"",
                           &err) == 0);
-    SL_CHECK_INT(wait_ready(r.admin_port, 503, "lookup 'account': redis GET acct:cus_1: ", body,
-                            sizeof(body)),
+    SL_CHECK_INT(sl_testenv_wait_ready(r.admin_port, 503,
+                                       "lookup 'account': redis GET acct:cus_1: ", body,
+                                       sizeof(body)),
                  503);
     SL_CHECK_INT(sl_testenv_consume(c, msgs, 1, 2000), 0);
 
@@ -580,10 +547,10 @@ SL_TEST(outages_hold_events_and_lose_none)
     SL_CHECK_INT(n, N);
     for (size_t i = 0; i < n; i++) {
         snprintf(want, sizeof(want), "ev-%zu", i);
-        SL_CHECK_STR(header(msgs[i], "ce_id", id, sizeof(id)), want);
+        SL_CHECK_STR(sl_testenv_header(msgs[i], "ce_id", id, sizeof(id)), want);
     }
-    free_all(msgs, n, c);
-    SL_CHECK_INT(wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
+    sl_testenv_free_records(msgs, n, c);
+    SL_CHECK_INT(sl_testenv_wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", body, sizeof(body)), 200);
     SL_CHECK_CONTAINS(body, "sluice_transform_lookups_total{rule=\"strict\",lookup=\"customer\","
                             "result=\"retry\"}");

@@ -128,40 +128,11 @@ static void produce(const char *topic, struct ev *evs, size_t n)
 
 /* ---- reading back ---- */
 
-static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
-{
-    rd_kafka_headers_t *h;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &n))
-        return NULL;
-    snprintf(buf, size, "%.*s", (int)n, (const char *)v);
-    return buf;
-}
-
-/* Reads `topic` until `want` records came (60 s at most), then 2 s more to catch any extra. */
-static size_t read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t want,
-                       rd_kafka_t **consumer)
-{
-    *consumer = sl_testenv_consumer(topic, partitions);
-    size_t n = sl_testenv_consume(*consumer, msgs, want, 60000);
-    n += sl_testenv_consume(*consumer, msgs + n, MAX_MSGS - n, n == want ? 2000 : 0);
-    return n;
-}
-
-static void free_all(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer)
-{
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
-}
-
 static rd_kafka_message_t *find(rd_kafka_message_t **msgs, size_t n, const char *id)
 {
     char buf[256];
     for (size_t i = 0; i < n; i++)
-        if (header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
+        if (sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
             return msgs[i];
     return NULL;
 }
@@ -250,20 +221,20 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[4096];
-    size_t n = read_all(r.t.out, 3, msgs, 2, &c);
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
     SL_CHECK_INT(n, 2);
     check_unchanged(find(msgs, n, "ev-valid"), &evs[0]);
     check_unchanged(find(msgs, n, "ev-open"), &evs[5]);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.dlq, 1, msgs, 4, &c);
+    n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
     SL_CHECK_INT(n, 4);
     rd_kafka_message_t *m = find(msgs, n, "ev-invalid");
     SL_REQUIRE(m);
-    SL_CHECK_STR(header(m, "ce_sluicestage", buf, sizeof(buf)), "validate");
-    SL_CHECK_STR(header(m, "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(m, "ce_sluicestage", buf, sizeof(buf)), "validate");
+    SL_CHECK_STR(sl_testenv_header(m, "ce_sluicereason", buf, sizeof(buf)),
                  "schema validation failed: 3 errors against sources/stripe/charge.succeeded.json");
-    json_t *errors = json_loads(header(m, "ce_sluiceerrors", buf, sizeof(buf)), 0, NULL);
+    json_t *errors = json_loads(sl_testenv_header(m, "ce_sluiceerrors", buf, sizeof(buf)), 0, NULL);
     SL_CHECK_INT(json_array_size(errors), 3);
     SL_CHECK_STR(json_string_value(json_array_get(errors, 0)),
                  "/data/object: /properties/data/properties/object/$ref/required: missing "
@@ -276,15 +247,17 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
                  "currency/pattern: \"USD\" does not match the pattern \"^[a-z]{3}$\"");
     json_decref(errors);
     SL_CHECK(m->len == strlen(invalid) && memcmp(m->payload, invalid, m->len) == 0);
-    SL_CHECK_STR(header(find(msgs, n, "ev-ghost"), "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-ghost"), "ce_sluicereason", buf, sizeof(buf)),
                  "unknown source ghost (not in the pipeline file)");
-    SL_CHECK_CONTAINS(header(find(msgs, n, "ev-malformed"), "ce_sluicereason", buf, sizeof(buf)),
-                      "malformed JSON at byte ");
-    SL_CHECK_STR(header(find(msgs, n, "ev-noschema"), "ce_sluicereason", buf, sizeof(buf)),
-                 "no schema for type contact.deleted of source crm");
-    free_all(msgs, n, c);
+    SL_CHECK_CONTAINS(
+        sl_testenv_header(find(msgs, n, "ev-malformed"), "ce_sluicereason", buf, sizeof(buf)),
+        "malformed JSON at byte ");
+    SL_CHECK_STR(
+        sl_testenv_header(find(msgs, n, "ev-noschema"), "ce_sluicereason", buf, sizeof(buf)),
+        "no schema for type contact.deleted of source crm");
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, 6, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 6, &c);
     SL_CHECK_INT(n, 6);
     json_t *a = audit_of(msgs, n, "ev-valid");
     SL_CHECK_STR(jstr(a, "outcome"), "passed");
@@ -302,7 +275,7 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
     SL_CHECK_STR(jstr(a, "outcome"), "dead_lettered");
     SL_CHECK_INT(json_array_size(json_object_get(a, "errors")), 3);
     json_decref(a);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
     SL_CHECK_CONTAINS(buf, "sluice_validate_events_total{source=\"stripe\",type=\"charge."
@@ -377,16 +350,16 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     rd_kafka_message_t *msgs[MAX_MSGS];
     rd_kafka_t *c;
     char buf[512];
-    size_t n = read_all(r.t.out, 3, msgs, 4, &c);
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
     SL_CHECK_INT(n, 4);
     check_unchanged(find(msgs, n, "a-1"), &evs[0]);
     check_unchanged(find(msgs, n, "c-1"), &evs[2]);
     check_unchanged(find(msgs, n, "d-1"), &evs[4]);
     check_unchanged(find(msgs, n, "f-1"), &evs[6]);
     SL_CHECK(!find(msgs, n, "a-2") && !find(msgs, n, "e-2"));
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, 7, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 7, &c);
     SL_CHECK_INT(n, 7);
     int passed = 0, duplicate = 0;
     for (size_t i = 0; i < n; i++) {
@@ -413,22 +386,9 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     }
     SL_CHECK_INT(passed, 4);
     SL_CHECK_INT(duplicate, 3);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
-}
-
-/* Polls /readyz until it answers `status` with `needle` in the body (60 s at most). */
-static long wait_ready(int port, long status, const char *needle, char *body, size_t size)
-{
-    long got = -1;
-    for (int i = 0; i < 600; i++) {
-        got = sl_testenv_http_get(port, "/readyz", body, size);
-        if (got == status && strstr(body, needle))
-            break;
-        usleep(100000);
-    }
-    return got;
 }
 
 SL_TEST(redis_outage_holds_events_and_loses_none)
@@ -468,7 +428,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
     /* Redis dies; new events and retries of old ones arrive meanwhile. */
     rp_kill(srv);
     produce(r.t.in, evs + N1, N2 + RETRIES);
-    SL_CHECK_INT(wait_ready(r.admin_port, 503, "dedup: redis", body, sizeof(body)), 503);
+    SL_CHECK_INT(sl_testenv_wait_ready(r.admin_port, 503, "dedup: redis", body, sizeof(body)), 503);
     SL_CHECK_CONTAINS(body, "waiting on a dependency");
     /* Nothing is forwarded undeduplicated while Redis is away. */
     SL_CHECK_INT(sl_testenv_consume(c, msgs + n, 1, 3000), 0);
@@ -481,7 +441,7 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
     int seen[N1 + N2] = {0};
     char buf[64];
     for (size_t i = 0; i < n; i++) {
-        const char *id = header(msgs[i], "ce_id", buf, sizeof(buf));
+        const char *id = sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf));
         int k = id ? atoi(id + 3) : -1;
         SL_CHECK(k >= 0 && k < N1 + N2);
         if (k >= 0 && k < N1 + N2)
@@ -490,9 +450,10 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
     for (int k = 0; k < N1 + N2; k++)
         if (seen[k] != 1)
             sl_test_fail(__FILE__, __LINE__, "event ev-%02d forwarded %d times", k, seen[k]);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    n = read_all(r.t.audit, 3, msgs, N1 + N2 + RETRIES, &c);
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), N1 + N2 + RETRIES,
+                            &c);
     SL_CHECK_INT(n, N1 + N2 + RETRIES);
     int duplicate = 0;
     for (size_t i = 0; i < n; i++) {
@@ -501,9 +462,9 @@ SL_TEST(redis_outage_holds_events_and_loses_none)
         json_decref(au);
     }
     SL_CHECK_INT(duplicate, RETRIES);
-    free_all(msgs, n, c);
+    sl_testenv_free_records(msgs, n, c);
 
-    SL_CHECK_INT(wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
+    SL_CHECK_INT(sl_testenv_wait_ready(r.admin_port, 200, "", body, sizeof(body)), 200);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
     rp_destroy(srv);
 }
