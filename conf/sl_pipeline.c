@@ -13,8 +13,12 @@ static const char *const encodings[] = {"hex", "base64", NULL};
 static const char *const ce_modes[] = {"structured", "binary", NULL};
 
 static const struct sl_conf_key verify_keys[] = {
-    {"scheme", SL_CK_ENUM, NULL, "How requests from this source prove who sent them.", NULL, 0, 0,
-     verify_schemes, true},
+    {"scheme", SL_CK_ENUM, NULL,
+     "How requests from this source prove who sent them. stripe, standard-webhooks: HMAC over a "
+     "timestamp and the body (replays refused outside tolerance). github, hmac-sha256: HMAC over "
+     "the body only, no timestamp: a captured request verifies forever, so set replay_guard. "
+     "api-key: a key, nothing signed. none: trusted networks only.",
+     NULL, 0, 0, verify_schemes, true},
     {"secret", SL_CK_STRINGS, NULL,
      "Signing secret, or a list of secrets that are valid at once during a rotation. Use "
      "${VAR}: never write a secret in the file."},
@@ -50,7 +54,8 @@ static const struct sl_conf_key source_keys[] = {
      NULL, 0, 0, ce_modes},
     {"event_id", SL_CK_STRING, NULL,
      "Where the source's own event id is: a JSON Pointer into the body (/id) or header:Name. "
-     "It is the idempotency key for dedup; once set, a request without it is a 400."},
+     "It is the idempotency key for dedup; once set, a request without it is a 400. Prefer a "
+     "pointer: no scheme signs headers (standard-webhooks' webhook-id excepted)."},
     {"event_type", SL_CK_STRING, NULL,
      "Where the event type is: a JSON Pointer or header:Name. Without it the type is "
      "<source>.event."},
