@@ -10,10 +10,15 @@
 static const char *const verify_schemes[] = {
     "stripe", "github", "standard-webhooks", "hmac-sha256", "api-key", "none", NULL};
 static const char *const encodings[] = {"hex", "base64", NULL};
+static const char *const ce_modes[] = {"structured", "binary", NULL};
 
 static const struct sl_conf_key verify_keys[] = {
-    {"scheme", SL_CK_ENUM, NULL, "How requests from this source prove who sent them.", NULL, 0, 0,
-     verify_schemes, true},
+    {"scheme", SL_CK_ENUM, NULL,
+     "How requests from this source prove who sent them. stripe, standard-webhooks: HMAC over a "
+     "timestamp and the body (replays refused outside tolerance). github, hmac-sha256: HMAC over "
+     "the body only, no timestamp: a captured request verifies forever, so set replay_guard. "
+     "api-key: a key, nothing signed. none: trusted networks only.",
+     NULL, 0, 0, verify_schemes, true},
     {"secret", SL_CK_STRINGS, NULL,
      "Signing secret, or a list of secrets that are valid at once during a rotation. Use "
      "${VAR}: never write a secret in the file."},
@@ -26,14 +31,31 @@ static const struct sl_conf_key verify_keys[] = {
     {"tolerance", SL_CK_DURATION, "5m",
      "stripe, standard-webhooks: how far a signed timestamp may be from now, either way.", NULL,
      1000, 86400000},
+    {"replay_guard", SL_CK_DURATION, NULL,
+     "stripe, github, standard-webhooks, hmac-sha256: remember each verified request's signed "
+     "content this long (in Redis, as a SHA-256) and write the same signed request only once: "
+     "a repeat gets the first one's 202 without a new record, one racing the first gets 503. "
+     "github and hmac-sha256 sign no timestamp, so without a guard a captured request can be "
+     "replayed forever (with a new delivery header). Redis down: 503 + Retry-After (fail "
+     "closed). Unset: no guard.",
+     NULL, 1000, 30LL * 86400000},
     {NULL},
 };
 
 static const struct sl_conf_key source_keys[] = {
     {"verify", SL_CK_SECTION, NULL, "Inbound verification.", verify_keys, 0, 0, NULL, true},
+    {"cloudevents", SL_CK_ENUM, "structured",
+     "CloudEvents modes a signing source (stripe, github, standard-webhooks, hmac-sha256) "
+     "accepts. structured: binary mode (ce-* headers) is refused with 400 unsigned_attributes, "
+     "because no signature covers headers; id and type come from the signed body or the "
+     "provider's headers. binary: ce-* headers set the attributes as sent - RISK: anyone holding "
+     "one signed body can resend it under new ids and types (the idempotency key still comes "
+     "from event_id when set; add verify.replay_guard). api-key and none always accept both.",
+     NULL, 0, 0, ce_modes},
     {"event_id", SL_CK_STRING, NULL,
      "Where the source's own event id is: a JSON Pointer into the body (/id) or header:Name. "
-     "It is the idempotency key for dedup; once set, a request without it is a 400."},
+     "It is the idempotency key for dedup; once set, a request without it is a 400. Prefer a "
+     "pointer: no scheme signs headers (standard-webhooks' webhook-id excepted)."},
     {"event_type", SL_CK_STRING, NULL,
      "Where the event type is: a JSON Pointer or header:Name. Without it the type is "
      "<source>.event."},
@@ -418,6 +440,9 @@ static int check_sources(const sl_conf_t *conf, struct sl_err *err)
             return sl_conf_error(conf, verify, err, "scheme api-key needs 'key_hashes'");
         if (strcmp(scheme, "hmac-sha256") == 0 && !sl_conf_get(verify, "header"))
             return sl_conf_error(conf, verify, err, "scheme hmac-sha256 needs 'header'");
+        if (!needs_secret && sl_conf_get(verify, "replay_guard"))
+            return sl_conf_error(conf, sl_conf_get(verify, "replay_guard"), err,
+                                 "scheme %s signs nothing a replay guard could remember", scheme);
     }
     return 0;
 }

@@ -98,8 +98,17 @@ int envelope_build(const struct envelope_request *rq, struct envelope *out, cons
                       "Content-Type must be application/json, application/*+json or "
                       "application/cloudevents+json");
 
-    /* 1. The attributes the request brings, and the record value. */
-    bool cloudevent = media == CEHTTP_MEDIA_STRUCTURED || has_ce_headers(rq);
+    /* 1. The attributes the request brings, and the record value. A signature over the body
+     *    does not cover ce-* headers: on a signing source they would let anyone holding one
+     *    signed body resend it under new ids (see source.h). */
+    bool binary = media != CEHTTP_MEDIA_STRUCTURED && has_ce_headers(rq);
+    bool cloudevent = media == CEHTTP_MEDIA_STRUCTURED || binary;
+    if (binary && !source_binary_allowed(src))
+        return reject(400, REPLY_UNSIGNED_ATTRS, error, err,
+                      "source '%s' verifies a signature over the body, which does not cover "
+                      "ce-* headers: send the event in structured mode "
+                      "(application/cloudevents+json) or as a plain webhook",
+                      name);
     out->value = rq->body;
     out->value_len = rq->body_len;
     if (media == CEHTTP_MEDIA_STRUCTURED) {
@@ -170,7 +179,11 @@ int envelope_build(const struct envelope_request *rq, struct envelope *out, cons
             if (sl_ce_set(ce, "time", time_text, err) != 0)
                 goto invalid;
         }
-        if (sl_ce_set(ce, SL_CE_IDEMPOTENCY_KEY, sl_ce_get(ce, "id"), err) != 0)
+        /* A signing source that opted into binary mode: its ce-id is unsigned, so the
+         * idempotency key is still the signed event_id when one is configured. */
+        int found = binary && source_signs_body(src) ? EXTRACT(SOURCE_EVENT_ID) : 0;
+        if (found < 0 ||
+            sl_ce_set(ce, SL_CE_IDEMPOTENCY_KEY, found ? value : sl_ce_get(ce, "id"), err) != 0)
             goto invalid;
     }
 

@@ -8,7 +8,9 @@
  *                   value at the source's event_type (else "<source>.event"); idempotencykey = the
  *                   value at event_id (else the new id).
  *   CE binary       Content-Type JSON plus ce-* headers: the attributes as given; the body is the
- *                   data; idempotencykey = the CloudEvents id.
+ *                   data; idempotencykey = the CloudEvents id. Only where source_binary_allowed():
+ *                   elsewhere 400 unsigned_attributes (no signature covers headers). A signing
+ *                   source that opted in keeps its signed event_id, when set, as idempotencykey.
  *   CE structured   application/cloudevents+json: the attributes as given; the data is `data`
  *                   (compacted) or `data_base64` (decoded) and must be JSON.
  * Every record also carries: specversion 1.0, time (the event's, else the receiving time, RFC

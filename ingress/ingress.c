@@ -32,15 +32,19 @@
 
 #include "cehttp.h"
 #include "envelope.h"
+#include "replay.h"
 #include "reply.h"
 #include "sl_addr.h"
 #include "sl_log.h"
 #include "sl_pipeline.h"
+#include "sl_redis.h"
 
 #define UNKNOWN_SOURCE  "_unknown" /* metrics label for requests outside any source */
 #define DRAIN_GRACE_MS  2000       /* after the deadlines, for the last replies to go out */
 #define DRAIN_POLL_MS   20
 #define CLIENT_ADDR_MAX 64
+/* A replay guard's pending claim outlives the Kafka deadline by this much (replay.h). */
+#define REPLAY_PENDING_GRACE_MS 5000
 
 static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 503};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
@@ -62,6 +66,7 @@ struct source_stats {
     sl_series_t *requests[N_STATUSES];
     sl_series_t *bytes;
     sl_series_t *latency;
+    sl_series_t *replays;
 };
 
 struct request {
@@ -83,6 +88,7 @@ struct request {
     int64_t produced_ns;
     char *id;
     char kafka_error[160];
+    struct replay_ticket *ticket; /* a guarded source's claim (replay.h), or NULL */
 };
 
 struct ingress {
@@ -91,6 +97,7 @@ struct ingress {
     const source_set_t *sources;
     char topic[SL_TOPIC_NAME_MAX];
     sl_producer_t *producer;
+    replay_t *replay; /* NULL when no source has a replay guard */
     pthread_rwlock_t gate;
     bool gate_closed; /* under gate (write) */
     struct MHD_Daemon *daemon;
@@ -479,6 +486,72 @@ static void produce(ingress_t *ing, struct request *req, struct envelope *env,
     atomic_fetch_sub(&ing->waiting, 1);
 }
 
+/* ---- the replay guard (replay.h) ---------------------------------------------------------- */
+
+static enum MHD_Result on_result(ingress_t *ing, struct request *req);
+
+/* Claims the request's signed content before its record is written. Returns 0 when the record
+ * is to be written (the claim is held in req->ticket); otherwise the request has been answered
+ * with *answered: a replay of a written request gets the first copy's 202 and writes nothing,
+ * one racing a copy in flight gets 503, and so does a Redis that cannot answer (fail closed). */
+static int guard(ingress_t *ing, struct request *req, const unsigned char *digest,
+                 const char *event_id, enum MHD_Result *answered)
+{
+    const char *name = source_name(req->src);
+    char first[REPLAY_ID_MAX];
+    enum replay_result result;
+    struct sl_err err;
+    if (!req->ticket && !(req->ticket = malloc(sizeof(*req->ticket)))) {
+        *answered = reject_unavailable(ing, req->conn, req->stats, name, req->started_ns,
+                                       UNAV_INTERNAL, NULL);
+        return -1;
+    }
+    if (replay_claim(ing->replay, name, digest, event_id, source_replay_guard_ms(req->src),
+                     req->ticket, &result, first, sizeof(first), &err) != 0) {
+        *answered = reject(req->conn, req->stats, name, req->started_ns,
+                           MHD_HTTP_SERVICE_UNAVAILABLE, REPLY_GUARD_UNAVAILABLE, err.msg);
+        return -1;
+    }
+    if (result == REPLAY_FIRST)
+        return 0;
+    sl_series_add(req->stats->replays, 1);
+    if (result == REPLAY_IN_FLIGHT) {
+        *answered =
+            reject(req->conn, req->stats, name, req->started_ns, MHD_HTTP_SERVICE_UNAVAILABLE,
+                   REPLY_IN_FLIGHT, "the same signed request is being written now; retry");
+        return -1;
+    }
+    sl_log(SL_LOG_INFO, first,
+           "replay: source=%s the same signed request was accepted before: answered with its "
+           "202, nothing written",
+           name);
+    char *id = strdup(first);
+    if (!id) {
+        *answered = reject_unavailable(ing, req->conn, req->stats, name, req->started_ns,
+                                       UNAV_INTERNAL, NULL);
+        return -1;
+    }
+    free(req->id);
+    req->id = id;
+    req->delivered = true;
+    atomic_store(&req->state, REQ_DONE);
+    *answered = on_result(ing, req);
+    return -1;
+}
+
+/* Settles a held claim once the record's fate is known (or its connection is gone). */
+static void settle(ingress_t *ing, struct request *req)
+{
+    if (!req->ticket || !req->ticket->held)
+        return;
+    bool written = atomic_load(&req->state) == REQ_DONE && req->delivered;
+    struct sl_err err;
+    if (replay_settle(ing->replay, req->ticket, written, &err) != 0)
+        sl_log(SL_LOG_WARN, req->id,
+               "replay guard: %s; the claim expires on its own within %d ms (source=%s)", err.msg,
+               ing->s.request_timeout_ms + REPLAY_PENDING_GRACE_MS, source_name(req->src));
+}
+
 static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
 {
     struct MHD_Connection *conn = req->conn;
@@ -491,10 +564,13 @@ static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
     if (req->no_memory)
         return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
                                   NULL);
+    /* A guarded source's request is remembered by the digest of its signed content. */
+    unsigned char digest[VERIFY_DIGEST_LEN];
+    bool guarded = source_replay_guard_ms(req->src) > 0;
     if (source_scheme(req->src) != VERIFY_API_KEY) {
         const char *reason = NULL;
-        int rc = verify_check(source_verifier(req->src), lookup_header, conn, req->body, req->len,
-                              time(NULL), &reason);
+        int rc = verify_check_digest(source_verifier(req->src), lookup_header, conn, req->body,
+                                     req->len, time(NULL), guarded ? digest : NULL, &reason);
         if (rc == VERIFY_REJECTED)
             return reject(conn, req->stats, name, req->started_ns, MHD_HTTP_UNAUTHORIZED,
                           REPLY_UNAUTHORIZED, reason);
@@ -541,6 +617,12 @@ static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
         return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
                                   NULL);
     }
+    enum MHD_Result answered;
+    if (guarded && guard(ing, req, digest, env.id, &answered) != 0) {
+        rd_kafka_headers_destroy(hdrs);
+        envelope_free(&env);
+        return answered;
+    }
     produce(ing, req, &env, hdrs);
     envelope_free(&env); /* the producer copied key and value */
     return MHD_YES;
@@ -550,6 +632,7 @@ static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
 static enum MHD_Result on_result(ingress_t *ing, struct request *req)
 {
     const char *name = source_name(req->src);
+    settle(ing, req);
     if (!req->delivered)
         return reject_unavailable(ing, req->conn, req->stats, name, req->started_ns, req->why,
                                   req->kafka_error[0] ? req->kafka_error : NULL);
@@ -604,6 +687,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     slot_deadline(slot_of(conn), now_ms() + ing->s.idle_timeout_ms + ing->s.read_timeout_ms);
     if (!req)
         return;
+    settle(ing, req); /* the client left before its answer */
+    free(req->ticket);
     free(req->body);
     free(req->id);
     free(req);
@@ -769,7 +854,7 @@ int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, str
     s->max_connections = (unsigned)conns;
     s->max_connections_per_ip = (unsigned)per_ip;
     s->threads = (unsigned)threads;
-    return 0;
+    return sl_redis_settings(conf, &s->redis_url, &s->redis_timeout_ms, err);
 }
 
 static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
@@ -802,7 +887,13 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
     sl_metric_t *dropped = sl_metrics_counter(
         m, "sluice_ingress_connections_dropped_total",
         "Connections closed by the server before a request arrived, by reason.", by_reason);
-    if (!requests || !bytes || !latency || !in_flight || !delivery || !queue || !conns || !dropped)
+    sl_metric_t *replays = sl_metrics_counter(
+        m, "sluice_ingress_replays_total",
+        "Requests whose signed content the source's replay guard had seen (answered 202 without "
+        "a new record, or 503 while the first copy was being written), by source.",
+        by_source);
+    if (!requests || !bytes || !latency || !in_flight || !delivery || !queue || !conns ||
+        !dropped || !replays)
         return sl_err_set(err, SL_ERR_NOMEM, "cannot register the ingress metrics");
 
     size_t n = source_set_count(ing->sources);
@@ -820,6 +911,7 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
         }
         ing->stats[i].bytes = sl_metric_series(bytes, (const char *const[]){name});
         ing->stats[i].latency = sl_metric_series(latency, (const char *const[]){name});
+        ing->stats[i].replays = sl_metric_series(replays, (const char *const[]){name});
     }
     ing->in_flight_gauge = sl_metric_series(in_flight, NULL);
     ing->delivery_ok = sl_metric_series(delivery, (const char *const[]){"ok"});
@@ -899,6 +991,22 @@ static int start_daemon(ingress_t *ing, struct sl_err *err)
     return 0;
 }
 
+/* The replay guard, when a source has one: a Redis connection per HTTP thread. */
+static int start_replay(ingress_t *ing, struct sl_err *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < source_set_count(ing->sources); i++)
+        any |= source_replay_guard_ms(source_set_item(ing->sources, i)) > 0;
+    if (!any)
+        return 0;
+    unsigned handles = ing->s.threads < REPLAY_HANDLES_MAX ? ing->s.threads : REPLAY_HANDLES_MAX;
+    ing->replay = replay_new(ing->s.redis_url ? ing->s.redis_url : SL_REDIS_DEFAULT_URL,
+                             ing->s.redis_timeout_ms > 0 ? ing->s.redis_timeout_ms : 1000,
+                             ing->kafka.topic_prefix, handles,
+                             (long long)ing->s.request_timeout_ms + REPLAY_PENDING_GRACE_MS, err);
+    return ing->replay ? 0 : -1;
+}
+
 ingress_t *ingress_start(const struct ingress_settings *settings,
                          const struct sl_kafka_settings *kafka, const source_set_t *sources,
                          sl_metrics_t *metrics, struct sl_err *err)
@@ -930,7 +1038,8 @@ ingress_t *ingress_start(const struct ingress_settings *settings,
         sl_err_set(err, SL_ERR_CONFIG, "kafka.topic_prefix is too long");
         goto fail;
     }
-    if (make_metrics(ing, metrics, err) != 0 || make_responses(ing, err) != 0)
+    if (make_metrics(ing, metrics, err) != 0 || make_responses(ing, err) != 0 ||
+        start_replay(ing, err) != 0)
         goto fail;
     ing->producer = sl_producer_new(&ks, "sluice-ingress", on_delivery, err);
     if (!ing->producer || sl_producer_start_poller(ing->producer, err) != 0 ||
@@ -1059,6 +1168,7 @@ void ingress_destroy(ingress_t *ing)
         if (fixed[i])
             MHD_destroy_response(fixed[i]);
     free(ing->stats);
+    replay_destroy(ing->replay);
     pthread_cond_destroy(&ing->keeper_cond);
     pthread_mutex_destroy(&ing->keeper_lock);
     pthread_mutex_destroy(&ing->slots_lock);

@@ -11,8 +11,10 @@
  *   body      copied into a buffer bounded by max_body_bytes; a chunked body that goes over is
  *             read to its end without being kept (at most INGRESS_DISCARD_MAX more bytes, else
  *             the connection is dropped) and answered 413.
- *   complete  signature verification (401), record building (400/415), then the connection is
- *             suspended and the record produced; the producer's delivery report (on the poller
+ *   complete  signature verification (401), record building (400/415), for a source with a
+ *             replay guard the claim of its signed content (replay.h: a replay of a written
+ *             request gets the first copy's 202 and is not written again), then the connection
+ *             is suspended and the record produced; the producer's delivery report (on the poller
  *             thread) stores 202 or 503 and resumes the connection, whose thread answers. No
  *             thread ever waits for Kafka. The producer's message.timeout.ms is
  *             min(kafka.produce_timeout, ingress.request_timeout), so every suspended request
@@ -70,6 +72,9 @@ struct ingress_settings {
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0: no per-address limit */
     unsigned threads;
+    /* The replay guard's Redis (the `redis` section); used only when a source has a guard. */
+    const char *redis_url;
+    int redis_timeout_ms;
 };
 
 /* The `ingress` section of a checked pipeline file, with its defaults. Strings are borrowed

@@ -17,6 +17,7 @@
 /* Error codes ("error" member). */
 #define REPLY_MALFORMED_JSON    "malformed_json"         /* 400 */
 #define REPLY_INVALID_EVENT     "invalid_event"          /* 400: JSON, but not a usable event */
+#define REPLY_UNSIGNED_ATTRS    "unsigned_attributes"    /* 400: ce-* headers on a signing source */
 #define REPLY_UNAUTHORIZED      "unauthorized"           /* 401 */
 #define REPLY_NOT_FOUND         "not_found"              /* 404: path */
 #define REPLY_UNKNOWN_SOURCE    "unknown_source"         /* 404: /v1/events/<name> */
@@ -26,6 +27,8 @@
 #define REPLY_KAFKA_UNAVAILABLE "kafka_unavailable"      /* 503: the write did not succeed */
 #define REPLY_SHUTTING_DOWN     "shutting_down"          /* 503 */
 #define REPLY_INTERNAL          "internal_error"         /* 503: ours, e.g. out of memory */
+#define REPLY_IN_FLIGHT         "in_flight" /* 503: the same signed request is being written */
+#define REPLY_GUARD_UNAVAILABLE "replay_guard_unavailable" /* 503: its Redis did not answer */
 
 /* An error body is at most this long; a longer detail is cut at a character boundary. */
 #define REPLY_ERROR_MAX 1024

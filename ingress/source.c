@@ -23,6 +23,8 @@ struct source {
     char name[SOURCE_NAME_MAX + 1];
     verify_t *verify;
     enum verify_scheme scheme;
+    bool binary;
+    long long guard_ms;
     struct locator loc[SOURCE_FIELDS];
     size_t n_ptrs;
     const jsonptr_t *ptrs[SOURCE_FIELDS];
@@ -92,6 +94,12 @@ static int locator_init(struct locator *loc, enum source_field field, const char
     return 0;
 }
 
+static bool scheme_signs_body(enum verify_scheme scheme)
+{
+    return scheme == VERIFY_STRIPE || scheme == VERIFY_GITHUB ||
+           scheme == VERIFY_STANDARD_WEBHOOKS || scheme == VERIFY_HMAC_SHA256;
+}
+
 source_t *source_new(const struct source_opts *opts, struct sl_err *err)
 {
     if (!opts->name || !valid_name(opts->name)) {
@@ -106,6 +114,18 @@ source_t *source_new(const struct source_opts *opts, struct sl_err *err)
     }
     strcpy(src->name, opts->name);
     src->scheme = opts->verify.scheme;
+    src->guard_ms = opts->replay_guard_ms;
+    bool signs = scheme_signs_body(src->scheme);
+    src->binary = !signs || opts->cloudevents_binary;
+    if (src->guard_ms < 0 || src->guard_ms > SOURCE_GUARD_MAX_MS || (src->guard_ms && !signs)) {
+        sl_err_set(err, SL_ERR_INVALID,
+                   signs ? "verify.replay_guard: at most 30 days"
+                         : "verify.replay_guard: scheme %s signs nothing that could be "
+                           "remembered; it applies to stripe, github, standard-webhooks and "
+                           "hmac-sha256",
+                   verify_scheme_name(src->scheme));
+        goto fail;
+    }
     for (int f = 0; f < SOURCE_FIELDS; f++) {
         src->loc[f].hit = -1;
         if (opts->locators[f] && locator_init(&src->loc[f], f, opts->locators[f], err) != 0)
@@ -147,6 +167,21 @@ const verify_t *source_verifier(const source_t *src)
 enum verify_scheme source_scheme(const source_t *src)
 {
     return src->scheme;
+}
+
+bool source_signs_body(const source_t *src)
+{
+    return scheme_signs_body(src->scheme);
+}
+
+bool source_binary_allowed(const source_t *src)
+{
+    return src->binary;
+}
+
+long long source_replay_guard_ms(const source_t *src)
+{
+    return src->guard_ms;
 }
 
 size_t source_pointers(const source_t *src, const jsonptr_t **ptrs)
@@ -251,7 +286,7 @@ static source_t *load_one(const sl_conf_t *conf, const char *name, const sl_conf
                           struct sl_err *err)
 {
     const sl_conf_node_t *vnode = sl_conf_get(node, "verify");
-    const char *scheme, *encoding, *secrets[VERIFY_SECRETS_MAX];
+    const char *scheme, *encoding, *cloudevents, *secrets[VERIFY_SECRETS_MAX];
     long long tolerance_ms;
     struct source_opts o = {.name = name};
     if (sl_conf_str(conf, vnode, "scheme", NULL, &scheme, err) != 0)
@@ -275,8 +310,12 @@ static source_t *load_one(const sl_conf_t *conf, const char *name, const sl_conf
         sl_conf_str(conf, vnode, "prefix", NULL, &o.verify.prefix, err) != 0 ||
         sl_conf_str(conf, vnode, "encoding", NULL, &encoding, err) != 0 ||
         sl_conf_duration_ms(conf, vnode, "tolerance", 0, 1000, VERIFY_TOLERANCE_MAX * 1000LL,
-                            &tolerance_ms, err) != 0)
+                            &tolerance_ms, err) != 0 ||
+        sl_conf_duration_ms(conf, vnode, "replay_guard", 0, 1000, SOURCE_GUARD_MAX_MS,
+                            &o.replay_guard_ms, err) != 0 ||
+        sl_conf_str(conf, node, "cloudevents", "structured", &cloudevents, err) != 0)
         return NULL;
+    o.cloudevents_binary = strcmp(cloudevents, "binary") == 0;
     o.verify.secrets = secrets;
     o.verify.base64 = encoding && strcmp(encoding, "base64") == 0;
     o.verify.tolerance_s = (long)(tolerance_ms / 1000);

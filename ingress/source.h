@@ -13,6 +13,16 @@
  * Every extracted value is non-empty, well-formed UTF-8 without control characters, and at most
  * SOURCE_VALUE_MAX bytes, because it becomes a Kafka header or key and a log field.
  *
+ * Identity: a source whose scheme signs the body (stripe, github, standard-webhooks,
+ * hmac-sha256) proves the body and nothing else; ce-* headers are not covered by any of those
+ * signatures, so binary-mode CloudEvents on it are refused (400 unsigned_attributes) unless the
+ * source opts in (`cloudevents: binary`). Its event id and type come from its own locators.
+ * api-key and none authenticate (or trust) the sender itself, which may then assert the event's
+ * attributes in ce-* headers.
+ *
+ * Replay guard (optional, signing schemes only): how long a verified request's signed content
+ * is remembered so that the same signed request is not written twice (see replay.h).
+ *
  * A source_set is every source of a pipeline file, built once at start-up (config parsing is
  * kept apart from the code API: tests build sources directly with source_new). Sources and sets
  * are immutable after construction and may be shared by threads.
@@ -20,6 +30,7 @@
 #ifndef SLUICE_SOURCE_H
 #define SLUICE_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "jsonscan.h"
@@ -45,7 +56,11 @@ struct source_opts {
     const char *name;                    /* the path segment; 1-100 of [A-Za-z0-9_-] */
     struct verify_opts verify;           /* see verify.h */
     const char *locators[SOURCE_FIELDS]; /* NULL when the field is not configured */
+    bool cloudevents_binary;             /* signing schemes: accept ce-* headers anyway */
+    long long replay_guard_ms;           /* 0: off; signing schemes only, <= SOURCE_GUARD_MAX_MS */
 };
+
+#define SOURCE_GUARD_MAX_MS (30LL * 24 * 3600 * 1000)
 
 /* Copies everything it needs from opts. Fails with a message naming the field for a bad
  * locator, and with verify_new's message for bad verification options. */
@@ -56,6 +71,13 @@ void source_destroy(source_t *src);
 const char *source_name(const source_t *src);
 const verify_t *source_verifier(const source_t *src);
 enum verify_scheme source_scheme(const source_t *src);
+/* True when the scheme signs the body (stripe, github, standard-webhooks, hmac-sha256). */
+bool source_signs_body(const source_t *src);
+/* True when binary-mode CloudEvents (ce-* headers) may set the event's attributes: always for
+ * api-key and none, only with `cloudevents: binary` for the signing schemes. */
+bool source_binary_allowed(const source_t *src);
+/* The replay guard's window in ms; 0 when the source has none. */
+long long source_replay_guard_ms(const source_t *src);
 /* "event_id", "event_type", "partition_key": the pipeline file's key for the field. */
 const char *source_field_name(enum source_field field);
 

@@ -141,10 +141,26 @@ static int secret_mac(enum verify_scheme scheme, const char *secret, sl_hmac_t *
     return *out ? 0 : -2;
 }
 
+/* SHA-256 of the signed content: what a replay guard remembers. Unlike a MAC it does not depend
+ * on which secret (during a rotation) or which signature entry verified the request, so
+ * stripping one of two signatures does not make a replay look new. */
+static int content_digest(const struct sl_sign_part *parts, size_t n_parts,
+                          unsigned char digest[MAC_LEN])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < n_parts; i++)
+        ok = !parts[i].n || EVP_DigestUpdate(md, parts[i].p, parts[i].n);
+    ok = ok && EVP_DigestFinal_ex(md, digest, &len) && len == MAC_LEN;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
 /* Computes one MAC per configured key and compares it with every candidate. There is no early
  * exit on a match, so the time taken depends only on the number of keys and candidates. */
 static int match_any(const verify_t *v, const struct sl_sign_part *parts, size_t n_parts,
-                     const struct cands *c, const char **reason)
+                     const struct cands *c, unsigned char *digest, const char **reason)
 {
     unsigned char expected[MAC_LEN];
     unsigned matched = 0;
@@ -157,6 +173,8 @@ static int match_any(const verify_t *v, const struct sl_sign_part *parts, size_t
         for (size_t i = 0; i < c->n; i++)
             matched |= CRYPTO_memcmp(expected, c->mac[i], MAC_LEN) == 0;
     }
+    if (matched && digest && content_digest(parts, n_parts, digest) != 0)
+        goto out;
     rc = matched ? VERIFY_OK : VERIFY_REJECTED;
     *reason = matched ? NULL : R_NO_MATCH;
 out:
@@ -220,7 +238,7 @@ static void cands_add(struct cands *c, const char *s, size_t n, bool base64)
 /* Stripe-Signature: comma-separated key=value items; one t, v1 entries (the first
  * VERIFY_SIGNATURES_MAX considered), other schemes such as v0 ignored. */
 static int check_stripe(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
-                        size_t body_len, time_t now, const char **reason)
+                        size_t body_len, time_t now, unsigned char *digest, const char **reason)
 {
     const char *val, *t = NULL;
     size_t len, t_len = 0, n_v1 = 0;
@@ -274,12 +292,12 @@ static int check_stripe(const verify_t *v, verify_header_fn header, void *opaque
     }
     /* Signed content: the timestamp as it appears in the header, ".", the raw body. */
     const struct sl_sign_part parts[] = {{t, t_len}, {".", 1}, {body, body_len}};
-    return match_any(v, parts, 3, &c, reason);
+    return match_any(v, parts, 3, &c, digest, reason);
 }
 
 /* github and hmac-sha256: one header holding [prefix]<hex or base64 MAC of the body>. */
 static int check_hmac(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
-                      size_t body_len, const char **reason)
+                      size_t body_len, unsigned char *digest, const char **reason)
 {
     const char *val;
     size_t len;
@@ -305,14 +323,14 @@ static int check_hmac(const verify_t *v, verify_header_fn header, void *opaque, 
         return VERIFY_REJECTED;
     }
     const struct sl_sign_part parts[] = {{body, body_len}};
-    return match_any(v, parts, 1, &c, reason);
+    return match_any(v, parts, 1, &c, digest, reason);
 }
 
 /* Standard Webhooks: webhook-signature is a space-separated list of "<version>,<signature>";
  * only v1 (HMAC-SHA256, base64) is ours, others such as v1a (ed25519) are ignored. */
 static int check_standard_webhooks(const verify_t *v, verify_header_fn header, void *opaque,
                                    const void *body, size_t body_len, time_t now,
-                                   const char **reason)
+                                   unsigned char *digest, const char **reason)
 {
     const char *id = NULL, *t = NULL, *sig = NULL;
     size_t id_len = 0, t_len = 0, sig_len = 0, n_v1 = 0;
@@ -352,7 +370,7 @@ static int check_standard_webhooks(const verify_t *v, verify_header_fn header, v
     }
     const struct sl_sign_part parts[] = {
         {id, id_len}, {".", 1}, {t, t_len}, {".", 1}, {body, body_len}};
-    return match_any(v, parts, 5, &c, reason);
+    return match_any(v, parts, 5, &c, digest, reason);
 }
 
 /* api-key: the presented key is hashed, so every comparison is over 32 bytes whatever its
@@ -414,17 +432,25 @@ out:
 int verify_check(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
                  size_t body_len, time_t now, const char **reason)
 {
+    return verify_check_digest(v, header, opaque, body, body_len, now, NULL, reason);
+}
+
+int verify_check_digest(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
+                        size_t body_len, time_t now, unsigned char *digest, const char **reason)
+{
     *reason = NULL;
+    if (digest)
+        memset(digest, 0, VERIFY_DIGEST_LEN);
     switch (v->scheme) {
     case VERIFY_NONE:
         return VERIFY_OK;
     case VERIFY_STRIPE:
-        return check_stripe(v, header, opaque, body, body_len, now, reason);
+        return check_stripe(v, header, opaque, body, body_len, now, digest, reason);
     case VERIFY_GITHUB:
     case VERIFY_HMAC_SHA256:
-        return check_hmac(v, header, opaque, body, body_len, reason);
+        return check_hmac(v, header, opaque, body, body_len, digest, reason);
     case VERIFY_STANDARD_WEBHOOKS:
-        return check_standard_webhooks(v, header, opaque, body, body_len, now, reason);
+        return check_standard_webhooks(v, header, opaque, body, body_len, now, digest, reason);
     case VERIFY_API_KEY:
         return check_api_key(v, header, opaque, reason);
     }

@@ -11,6 +11,9 @@
  *                      base64 decoding of the secret after an optional "whsec_" prefix.
  *   hmac-sha256        a configured header holding [prefix]<hex or base64> of HMAC-SHA256 over
  *                      the body, key = the secret string as given.
+ *                      github and hmac-sha256 sign no timestamp and no delivery id: a captured
+ *                      request verifies forever. The source's replay guard (replay.h) is the
+ *                      answer; verify_check_digest gives what it remembers.
  *   api-key            Authorization: Bearer <key>, or X-Api-Key: <key>; the SHA-256 of the key
  *                      must equal one of the configured hex SHA-256 hashes (no plaintext keys).
  *   none               accepts everything; for trusted internal networks only.
@@ -50,6 +53,7 @@
 #define VERIFY_TOLERANCE_DEFAULT 300  /* seconds, as Stripe and the Standard Webhooks libraries */
 #define VERIFY_TOLERANCE_MAX     86400
 #define VERIFY_SIGNATURE_OUT_MAX 128 /* enough for any header value the verify_sign_* write */
+#define VERIFY_DIGEST_LEN        32  /* verify_check_digest: SHA-256 */
 
 typedef struct verify verify_t;
 
@@ -104,6 +108,16 @@ void verify_destroy(verify_t *v);
  * VERIFY_REJECTED / VERIFY_ERROR with *reason set to a static string. */
 int verify_check(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
                  size_t body_len, time_t now, const char **reason)
+    __attribute__((warn_unused_result));
+
+/* verify_check, and on VERIFY_OK for a signing scheme the SHA-256 of the signed content (the
+ * parts the MAC covers: "<t>.<body>" for stripe, "<id>.<timestamp>.<body>" for
+ * standard-webhooks, the body for github and hmac-sha256) into digest[VERIFY_DIGEST_LEN]. Every
+ * copy of one signed request has the same digest, whichever configured secret or which of its
+ * signature entries verified it; only signing it again changes it. Otherwise (api-key, none, a
+ * rejection) digest is all zero. A digest is not a secret: it can only confirm a guessed body. */
+int verify_check_digest(const verify_t *v, verify_header_fn header, void *opaque, const void *body,
+                        size_t body_len, time_t now, unsigned char *digest, const char **reason)
     __attribute__((warn_unused_result));
 
 /* True for a header that carries a signature or a key and so must stay out of logs and Kafka

@@ -72,6 +72,11 @@ static const char *sources_yaml(void)
              "    event_id: header:X-CRM-Delivery\n"
              "    event_type: /event\n"
              "    partition_key: /contact/id\n"
+             "  stripe_ce:\n"
+             "    verify: { scheme: stripe, secret: \"" STRIPE_SECRET "\" }\n"
+             "    cloudevents: binary\n"
+             "    event_id: /id\n"
+             "    event_type: /type\n"
              "  internal:\n"
              "    verify: { scheme: api-key, key_hashes: [\"%s\"] }\n"
              "  open:\n"
@@ -231,6 +236,106 @@ SL_TEST(cloudevents_binary_and_structured_input_keep_their_attributes)
     CHECK_HEADER(s, "content-type", "application/json");
     CHECK_HEADER(s, "ce_sluicesource", "open");
     records_free(&recs);
+    harness_destroy(h);
+}
+
+/* The reproduction of issue 11 item 1: one Stripe-signed body, sent once as a webhook and then
+ * again with ce-* headers that no signature covers. They must not become new ids. */
+SL_TEST(unsigned_cloudevents_headers_never_set_a_signed_sources_identity)
+{
+    harness_t *h = harness_start(INGRESS_YAML, sources_yaml());
+    const char *body = "{\"id\":\"evt_signed_1\",\"type\":\"charge.succeeded\",\"data\":"
+                       "{\"object\":{\"customer\":\"cus_7\"}}}";
+    char sig[256];
+    stripe_sig(STRIPE_SECRET, (long)time(NULL), body, sig, sizeof(sig));
+    struct http_reply r;
+    char id[128];
+    const char *plain[] = {json_ct, sig, NULL};
+    SL_CHECK_INT(post(h, "stripe", plain, body, &r), 202);
+    SL_REQUIRE(http_accepted_id(&r, id, sizeof(id)));
+    for (int i = 1; i <= 2; i++) {
+        char ce_id[64], ce_type[64];
+        snprintf(ce_id, sizeof(ce_id), "ce-id: attacker-id-%d", i);
+        snprintf(ce_type, sizeof(ce_type), "ce-type: refund.created.%d", i);
+        const char *forged[] = {
+            json_ct, sig, "ce-specversion: 1.0", ce_id, "ce-source: https://attacker.example",
+            ce_type, NULL};
+        SL_CHECK_INT(post(h, "stripe", forged, body, &r), 400);
+        http_check_error(&r, "unsigned_attributes", "ce-* headers on a stripe source");
+        SL_CHECK_CONTAINS(r.body, "structured mode");
+    }
+    /* Sluice's own attributes cannot be smuggled in either, on any source. */
+    const char *reserved[] = {json_ct,
+                              sig,
+                              "ce-specversion: 1.0",
+                              "ce-id: x",
+                              "ce-source: s",
+                              "ce-type: t",
+                              "ce-idempotencykey: evt_other",
+                              "ce-sluicesource: open",
+                              NULL};
+    SL_CHECK_INT(post(h, "stripe", reserved, body, &r), 400);
+    http_check_error(&r, "unsigned_attributes", "reserved ce-* headers on a stripe source");
+    SL_CHECK_INT(post(h, "open", reserved, "{\"type\":\"t\"}", &r), 400);
+    http_check_error(&r, "invalid_event", "reserved ce-* headers on a none source");
+    /* ce-* headers without ce-specversion are not a CloudEvent: ignored, identity from the body. */
+    const char *stray[] = {json_ct, sig, "ce-id: attacker-id-3", NULL};
+    SL_CHECK_INT(post(h, "stripe", stray, body, &r), 202);
+    char stray_id[128];
+    SL_REQUIRE(http_accepted_id(&r, stray_id, sizeof(stray_id)));
+
+    /* Structured mode on a signing source: the attributes are inside the signed body. */
+    const char *ce_body = "{\"specversion\":\"1.0\",\"id\":\"evt_structured_1\",\"source\":"
+                          "\"https://stripe.example\",\"type\":\"charge.succeeded\","
+                          "\"data\":{\"object\":{\"customer\":\"cus_8\"}}}";
+    char ce_sig[256];
+    stripe_sig(STRIPE_SECRET, (long)time(NULL), ce_body, ce_sig, sizeof(ce_sig));
+    const char *structured[] = {"Content-Type: application/cloudevents+json", ce_sig, NULL};
+    SL_CHECK_INT(post(h, "stripe", structured, ce_body, &r), 202);
+    SL_REQUIRE(http_accepted_id(&r, id, sizeof(id)));
+    SL_CHECK_STR(id, "evt_structured_1");
+
+    /* Opted in (cloudevents: binary): the attributes are kept as sent, but the idempotency key
+     * is still the signed body's /id, so a forged ce-id cannot pass dedup. */
+    const char *opted[] = {json_ct,
+                           sig,
+                           "ce-specversion: 1.0",
+                           "ce-id: attacker-id-4",
+                           "ce-source: https://attacker.example",
+                           "ce-type: refund.created",
+                           NULL};
+    SL_CHECK_INT(post(h, "stripe_ce", opted, body, &r), 202);
+    SL_REQUIRE(http_accepted_id(&r, id, sizeof(id)));
+    SL_CHECK_STR(id, "attacker-id-4");
+
+    struct records recs;
+    harness_read_topic(harness_topic(h), MAX_RECORDS, 4, 30000, 2000, &recs);
+    size_t n = recs.n;
+    SL_CHECK_INT(n, 4);
+    char buf[256];
+    size_t from_stripe = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = record_header(recs.m[i], "ce_idempotencykey", buf, sizeof(buf));
+        SL_CHECK(v && strncmp(v, "attacker", 8) != 0);
+        const char *src = record_header(recs.m[i], "ce_sluicesource", buf, sizeof(buf));
+        if (src && strcmp(src, "stripe") == 0) {
+            from_stripe++;
+            const char *t = record_header(recs.m[i], "ce_type", buf, sizeof(buf));
+            SL_CHECK(t && strcmp(t, "charge.succeeded") == 0);
+        }
+    }
+    SL_CHECK_INT(from_stripe, 3);
+    const rd_kafka_message_t *m = find_by_id(&recs, "attacker-id-4");
+    SL_REQUIRE(m);
+    CHECK_HEADER(m, "ce_idempotencykey", "evt_signed_1");
+    CHECK_HEADER(m, "ce_type", "refund.created");
+    CHECK_HEADER(m, "ce_sluicesource", "stripe_ce");
+    m = find_by_id(&recs, stray_id);
+    SL_REQUIRE(m);
+    CHECK_HEADER(m, "ce_idempotencykey", "evt_signed_1");
+    records_free(&recs);
+    SL_CHECK(harness_metric(h, "sluice_ingress_requests_total{source=\"stripe\",status=\"400\"}") ==
+             3);
     harness_destroy(h);
 }
 

@@ -266,6 +266,74 @@ SL_TEST(reserved_attributes_are_refused)
     source_destroy(src);
 }
 
+static source_t *make_signed(const char *name, bool binary)
+{
+    struct sl_err err;
+    const char *secrets[] = {"github-secret"};
+    struct source_opts o = {.name = name,
+                            .verify = {.scheme = VERIFY_GITHUB, .secrets = secrets, .n_secrets = 1},
+                            .locators = {[SOURCE_EVENT_ID] = "/id", [SOURCE_EVENT_TYPE] = "/type"},
+                            .cloudevents_binary = binary};
+    source_t *src = source_new(&o, &err);
+    if (!src)
+        sl_test_fail(__FILE__, __LINE__, "source_new: %s", err.msg);
+    return src;
+}
+
+SL_TEST(signed_source_refuses_unsigned_attributes_unless_opted_in)
+{
+    source_t *src = make_signed("gh", false);
+    SL_REQUIRE(src);
+    SL_CHECK(source_signs_body(src) && !source_binary_allowed(src));
+    const struct cehttp_header binary[] = {{"Content-Type", "application/json"},
+                                           {"ce-specversion", "1.0"},
+                                           {"ce-id", "forged-1"},
+                                           {"ce-source", "s"},
+                                           {"ce-type", "forged.type"},
+                                           {NULL, NULL}};
+    const char *body = "{\"id\":\"delivery-1\",\"type\":\"push\"}";
+    const char *code;
+    char detail[SL_ERR_MSG_MAX];
+    SL_CHECK_INT(build_status(src, binary, body, &code, detail, sizeof(detail)), 400);
+    SL_CHECK_STR(code, REPLY_UNSIGNED_ATTRS);
+    SL_CHECK_CONTAINS(detail, "structured mode");
+    /* Plain and structured requests are fine: everything they say is signed. */
+    const struct cehttp_header plain[] = {{"Content-Type", "application/json"}, {NULL, NULL}};
+    struct envelope_request rq = request(src, plain, body);
+    struct envelope env;
+    struct sl_err err;
+    SL_REQUIRE(envelope_build(&rq, &env, &code, &err) == 0);
+    SL_CHECK_STR(sl_ce_get(&env.ce, SL_CE_IDEMPOTENCY_KEY), "delivery-1");
+    SL_CHECK_STR(sl_ce_get(&env.ce, "type"), "push");
+    envelope_free(&env);
+    source_destroy(src);
+
+    /* Opted in: the attributes as sent, the idempotency key from the signed body. */
+    src = make_signed("gh", true);
+    SL_REQUIRE(src);
+    SL_CHECK(source_binary_allowed(src));
+    rq = request(src, binary, body);
+    SL_REQUIRE(envelope_build(&rq, &env, &code, &err) == 0);
+    SL_CHECK_STR(env.id, "forged-1");
+    SL_CHECK_STR(sl_ce_get(&env.ce, "type"), "forged.type");
+    SL_CHECK_STR(sl_ce_get(&env.ce, SL_CE_IDEMPOTENCY_KEY), "delivery-1");
+    envelope_free(&env);
+    /* ... which the signed body must then have. */
+    SL_CHECK_INT(build_status(src, binary, "{\"type\":\"push\"}", &code, detail, sizeof(detail)),
+                 400);
+    SL_CHECK_CONTAINS(detail, "event_id: /id is missing");
+    source_destroy(src);
+
+    /* api-key and none: the sender asserts its attributes (binary_cloudevent_keeps_...). */
+    src = make_source("orders", "/id", NULL, NULL);
+    SL_CHECK(!source_signs_body(src) && source_binary_allowed(src));
+    rq = request(src, binary, body);
+    SL_REQUIRE(envelope_build(&rq, &env, &code, &err) == 0);
+    SL_CHECK_STR(sl_ce_get(&env.ce, SL_CE_IDEMPOTENCY_KEY), "forged-1");
+    envelope_free(&env);
+    source_destroy(src);
+}
+
 SL_TEST(time_format)
 {
     char out[ENVELOPE_TIME_LEN + 1];

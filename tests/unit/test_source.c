@@ -183,6 +183,8 @@ SL_TEST(sources_of_a_pipeline_file)
                        "      scheme: stripe\n"
                        "      secret: [\"${TEST_SOURCE_SECRET}\", \"${TEST_SOURCE_PREVIOUS:-}\"]\n"
                        "      tolerance: 2m\n"
+                       "      replay_guard: 24h\n"
+                       "    cloudevents: binary\n"
                        "    event_id: /id\n"
                        "    event_type: /type\n"
                        "  crm:\n"
@@ -220,6 +222,13 @@ SL_TEST(sources_of_a_pipeline_file)
     SL_CHECK_INT(verify_check(v, lookup, (void *)hdrs, "{}", 2, now, &why), VERIFY_OK);
     /* tolerance: 2m applies: 3 minutes off is refused. */
     SL_CHECK_INT(verify_check(v, lookup, (void *)hdrs, "{}", 2, now + 180, &why), VERIFY_REJECTED);
+    /* Identity and replay options, and their defaults. */
+    SL_CHECK(source_signs_body(crm) && !source_binary_allowed(crm));
+    SL_CHECK_INT(source_replay_guard_ms(crm), 0);
+    SL_CHECK(source_replay_guard_ms(source_set_item(set, 0)) == 24LL * 3600 * 1000);
+    SL_CHECK(source_binary_allowed(source_set_item(set, 0)));
+    SL_CHECK(!source_signs_body(source_set_item(set, 2)) &&
+             source_binary_allowed(source_set_item(set, 2)));
     source_set_destroy(set);
     sl_conf_destroy(conf);
 }
@@ -259,6 +268,16 @@ SL_TEST(pipeline_file_errors_name_file_line_and_key)
     SL_REQUIRE(conf);
     SL_CHECK(source_set_load(conf, &err) == NULL);
     SL_CHECK_CONTAINS(err.msg, "pipeline.yaml:3: sources.a: verify: tolerance applies only");
+    sl_conf_destroy(conf);
+
+    /* A replay guard remembers a signature: a scheme without one has nothing to remember. */
+    const char *guard_api_key = "sources:\n"
+                                "  a:\n"
+                                "    verify: { scheme: none, replay_guard: 1h }\n";
+    conf = load(guard_api_key, &err);
+    SL_CHECK(conf == NULL);
+    SL_CHECK_CONTAINS(err.msg, "pipeline.yaml:3");
+    SL_CHECK_CONTAINS(err.msg, "signs nothing a replay guard could remember");
     sl_conf_destroy(conf);
 
     /* A secret list whose only entry is empty leaves no secret at all. */

@@ -7,6 +7,7 @@
 #include "verify.h"
 
 #include <stdbool.h>
+#include <string.h>
 #include <strings.h>
 
 /* Request headers for a test: a {NULL, NULL}-terminated array, looked up case-insensitively. */
@@ -324,6 +325,68 @@ SL_TEST(stripe_rotation_both_sides)
     v = make(VERIFY_STRIPE, only_old, 1);
     SL_REQUIRE(v);
     EXPECT_OK(v, HDRS({"Stripe-Signature", both_hdr}), body, now);
+    verify_destroy(v);
+}
+
+/* The replay guard's digest: the same for every copy of a signed request, whichever secret or
+ * signature entry verified it; different when anything signed differs; zero when unsigned. */
+SL_TEST(digest_of_the_signed_content)
+{
+    const time_t now = 1767225600;
+    const char *body = "{\"id\":\"evt_1\"}";
+    char s_old[VERIFY_SIGNATURE_OUT_MAX], s_new[VERIFY_SIGNATURE_OUT_MAX],
+        both_hdr[2 * VERIFY_SIGNATURE_OUT_MAX], later[VERIFY_SIGNATURE_OUT_MAX];
+    SL_REQUIRE(verify_sign_stripe("whsec_old", (long)now, body, strlen(body), s_old, sizeof(s_old),
+                                  NULL) == 0);
+    SL_REQUIRE(verify_sign_stripe("whsec_new", (long)now, body, strlen(body), s_new, sizeof(s_new),
+                                  NULL) == 0);
+    SL_REQUIRE(verify_sign_stripe("whsec_new", (long)now + 1, body, strlen(body), later,
+                                  sizeof(later), NULL) == 0);
+    snprintf(both_hdr, sizeof(both_hdr), "%s,%s", s_old, strstr(s_new, "v1="));
+    const char *both[] = {"whsec_old", "whsec_new"};
+    verify_t *v = make(VERIFY_STRIPE, both, 2);
+    SL_REQUIRE(v);
+    unsigned char d1[VERIFY_DIGEST_LEN], d2[VERIFY_DIGEST_LEN], d3[VERIFY_DIGEST_LEN],
+        zero[VERIFY_DIGEST_LEN] = {0};
+    const char *why;
+    SL_CHECK_INT(verify_check_digest(v, lookup, (void *)HDRS({"Stripe-Signature", both_hdr}), body,
+                                     strlen(body), now, d1, &why),
+                 VERIFY_OK);
+    /* One of the two signatures stripped: verified by the other secret, same digest. */
+    SL_CHECK_INT(verify_check_digest(v, lookup, (void *)HDRS({"Stripe-Signature", s_new}), body,
+                                     strlen(body), now, d2, &why),
+                 VERIFY_OK);
+    SL_CHECK(memcmp(d1, d2, VERIFY_DIGEST_LEN) == 0 && memcmp(d1, zero, VERIFY_DIGEST_LEN) != 0);
+    /* Signed again (another timestamp): another digest. */
+    SL_CHECK_INT(verify_check_digest(v, lookup, (void *)HDRS({"Stripe-Signature", later}), body,
+                                     strlen(body), now, d3, &why),
+                 VERIFY_OK);
+    SL_CHECK(memcmp(d1, d3, VERIFY_DIGEST_LEN) != 0);
+    /* Rejected: no digest. */
+    SL_CHECK_INT(verify_check_digest(v, lookup, (void *)HDRS({"Stripe-Signature", later}), "{}", 2,
+                                     now, d3, &why),
+                 VERIFY_REJECTED);
+    SL_CHECK(memcmp(d3, zero, VERIFY_DIGEST_LEN) == 0);
+    verify_destroy(v);
+
+    /* github: the body is all that is signed, so a new delivery header changes nothing. */
+    const char *gh[] = {"gh-secret"};
+    char sig[VERIFY_SIGNATURE_OUT_MAX];
+    SL_REQUIRE(verify_sign_hmac_sha256("gh-secret", "sha256=", false, body, strlen(body), sig,
+                                       sizeof(sig), NULL) == 0);
+    v = make(VERIFY_GITHUB, gh, 1);
+    SL_REQUIRE(v);
+    SL_CHECK_INT(
+        verify_check_digest(v, lookup,
+                            (void *)HDRS({"X-Hub-Signature-256", sig}, {"X-GitHub-Delivery", "a"}),
+                            body, strlen(body), now, d1, &why),
+        VERIFY_OK);
+    SL_CHECK_INT(
+        verify_check_digest(v, lookup,
+                            (void *)HDRS({"X-Hub-Signature-256", sig}, {"X-GitHub-Delivery", "b"}),
+                            body, strlen(body), now + 86400 * 365, d2, &why),
+        VERIFY_OK);
+    SL_CHECK(memcmp(d1, d2, VERIFY_DIGEST_LEN) == 0);
     verify_destroy(v);
 }
 
