@@ -87,6 +87,7 @@ typedef struct sl_expr sl_expr_t;
 #define SL_EXPR_MAX_THREADS 256         /* threads evaluating expressions at once */
 #define SL_EXPR_MAX_DEPTH   2048        /* nesting of an input or an output (jansson's own limit) */
 #define SL_EXPR_MAX_LEAKED  32          /* budget aborts per process before they turn fatal */
+#define SL_EXPR_INDEX_MAX   1048576     /* an array index a program may set is below this */
 #define SL_EXPR_WATCHDOG_MS 10          /* how often the watchdog samples CPU clocks */
 #define SL_EXPR_SIGNAL      (SIGRTMIN + 4) /* reserved for the watchdog; do not use elsewhere */
 
