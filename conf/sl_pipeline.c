@@ -263,6 +263,11 @@ static const struct sl_conf_key deliver_keys[] = {
     {"commit_interval", SL_CK_DURATION, "1s",
      "How often finished offsets are committed (always on shutdown and rebalance).", NULL, 10,
      60000},
+    {"max_crashes", SL_CK_INT, "3",
+     "A record that crashed sluice-deliver this many times is dead-lettered (reason "
+     "crashed_stage) instead of being processed again; the markers live in Redis; 0 turns the "
+     "guard off.",
+     NULL, 0, 100},
     {NULL},
 };
 
