@@ -17,6 +17,9 @@
  *     while that file exists, so that an expression means the same in every process.
  *   - `$__loc__`, `debug` (a no-op), `input_filename` (null), `halt` and `halt_error` (an error
  *     here) are harmless and allowed.
+ *   - setting an array element at an index of SL_EXPR_INDEX_MAX or more (`.a[$n] = v`, `|=`,
+ *     `+=`, `setpath`, `fromstream`) is a runtime error: libjq 1.6 segfaults near 2^31 and
+ *     allocates gigabytes well below it. `_sl_setpath` is the unguarded builtin: do not call it.
  *
  * Numbers: jq 1.6 holds every number as a double. Integers beyond +/-2^53 lose precision on the
  * way in (9007199254740993 becomes 9007199254740992); integral results within int64 come back
