@@ -31,8 +31,17 @@ static pid_t start_until_stable(const char *bin, const char *const *args, const 
 {
     char preload[4096];
     snprintf(preload, sizeof(preload), "%s/bin/libsluice_crashshim.so", sl_test_binary_dir());
-    if (shim)
+    char asan[4096];
+    char asan_was[2048] = "";
+    bool had_asan = getenv("ASAN_OPTIONS") != NULL;
+    if (had_asan)
+        snprintf(asan_was, sizeof(asan_was), "%s", getenv("ASAN_OPTIONS"));
+    /* Under AddressSanitizer the shim comes before its runtime in the library list. */
+    snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", asan_was, asan_was[0] ? ":" : "");
+    if (shim) {
         setenv("LD_PRELOAD", preload, 1);
+        setenv("ASAN_OPTIONS", asan, 1);
+    }
     *crashes = 0;
     pid_t stable = -1;
     for (int start = 0; start < MAX_STARTS && stable < 0; start++) {
@@ -55,6 +64,10 @@ static pid_t start_until_stable(const char *bin, const char *const *args, const 
         }
     }
     unsetenv("LD_PRELOAD");
+    if (had_asan)
+        setenv("ASAN_OPTIONS", asan_was, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
     return stable;
 }
 
