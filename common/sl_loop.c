@@ -236,6 +236,7 @@ struct sl_loop {
 
     sl_crashguard_t *guard;
     sl_crashguard_topic_t *guarded; /* the input topic */
+    unsigned long rewinds;          /* seeks back to the committed offsets so far */
 
     struct sl_emit emit;
 
@@ -480,6 +481,7 @@ static int begin_txn(sl_loop_t *loop)
 static int rewind_to_committed(sl_loop_t *loop)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
+    loop->rewinds++;
     rd_kafka_resp_err_t rc = rd_kafka_assignment(loop->consumer, &assigned);
     int ret = -1;
     if (rc) {
@@ -816,9 +818,13 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
         loop->held = NULL;
     /* The crash guard: a suspect record goes alone, in a transaction of its own. */
     bool alone = sl_crashguard_alone(loop->guarded, msg->partition, msg->offset);
-    if (alone && commit_txn(loop) != 0) {
+    unsigned long rewinds = loop->rewinds;
+    if (alone && (commit_txn(loop) != 0 || loop->rewinds != rewinds)) {
+        /* Fatal, or the batch was aborted: this record is read again after the rewind. */
+        if (was_held)
+            update_pause(loop);
         rd_kafka_message_destroy(msg);
-        return -1;
+        return loop->fatal ? -1 : 0;
     }
     int crashes = 0;
     bool crashed = sl_crashguard_enter(loop->guarded, msg->partition, msg->offset, &crashes) ==
