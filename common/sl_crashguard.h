@@ -11,10 +11,11 @@
  *   value "<first offset> <-1 | the same offset> <crashes>"   (expires after SL_CRASHGUARD_TTL_MS)
  *
  * Normal operation costs one SET per partition per batch (at the batch's first record of the
- * partition, "F -1 0") and one pipelined DEL per batch once it is committed (done()). A marker
+ * partition, "F -1 0") and one pipelined DEL per batch once its records are processed
+ * (done(), before the commit: a death during the commit is no record's doing). A marker
  * found at assignment means a process died while processing that partition from offset F on
- * (at or above the committed offset: a marker below it is from a batch that was committed just
- * before the process died, and is ignored). The new owner then replays that partition one
+ * (at or above the committed offset: a marker below it names a batch that was committed, and
+ * is ignored). The new owner then replays that partition one
  * record at a time ("alone": the caller commits before and after each), for `walk` records
  * from F, marking each record alone ("O O c") with the crashes counted so far (c: one for the
  * batch that died). A process that dies on a record alone leaves a marker naming exactly that
@@ -96,8 +97,8 @@ enum sl_crashguard_verdict {
  * process. */
 enum sl_crashguard_verdict sl_crashguard_enter(sl_crashguard_topic_t *t, int32_t partition,
                                                int64_t offset, int *crashes);
-/* The batch is committed (or, for a record alone, that record): clears the markers set since
- * the last call, in one round trip. */
+/* The batch's records (or the record alone) are processed, and what is left is committing
+ * them: clears the markers set since the last call, in one round trip. */
 void sl_crashguard_done(sl_crashguard_t *g);
 
 #endif

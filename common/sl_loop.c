@@ -571,6 +571,9 @@ static int commit_txn(sl_loop_t *loop)
         return 0;
     if (loop->sink)
         return commit_sink(loop);
+    /* The batch's records are processed: a death from here on (a kill during the commit) is no
+     * record's doing, so the crash guard's markers go now rather than after the commit. */
+    sl_crashguard_done(loop->guard);
     long long t0 = now_ms();
     rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
@@ -609,7 +612,6 @@ static int commit_txn(sl_loop_t *loop)
     track_committed(loop, offsets);
     loop->txn_open = false;
     loop->txn_events = 0;
-    sl_crashguard_done(loop->guard);
     ret = 0;
 out:
     if (cgmd)
@@ -650,6 +652,7 @@ static int commit_sink(sl_loop_t *loop)
         update_pause(loop);
         return 0;
     }
+    sl_crashguard_done(loop->guard); /* the batch is written: see commit_txn */
     if (rd_kafka_flush(loop->producer, LOOP_CALL_TIMEOUT_MS) != 0)
         return abort_and_rewind(loop, "dead letters not acknowledged by Kafka");
     rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
@@ -667,7 +670,6 @@ static int commit_sink(sl_loop_t *loop)
     }
     sl_series_add(loop->m_committed, 1);
     sl_series_observe(loop->m_commit, (double)(now_ms() - t0) / 1000.0);
-    sl_crashguard_done(loop->guard);
     if (offsets) {
         track_committed(loop, offsets);
         rd_kafka_topic_partition_list_destroy(offsets);

@@ -15,7 +15,8 @@
  * "<group>-<instance>", stable across restarts, so a restarted process fences its zombie.
  *
  * Crash loops (sl_crashguard.h): before a batch's first record of a partition, a marker in Redis
- * names it; the commit clears it. A restart that finds one replays that partition one record
+ * names it; it is cleared once the batch is processed (before the commit, so a kill during the
+ * commit is charged to no record). A restart that finds one replays that partition one record
  * per transaction, and a record that crashed the process max_crashes times is dead-lettered
  * with reason crashed_stage (and its audit record) without being processed again, so one
  * poison record never stalls a partition. A stage with `any_record` (its input is the
