@@ -1,5 +1,6 @@
 #include "sl_pipeline.h"
 
+#include "sl_crashguard.h"
 #include "sl_loop.h"
 
 #include <stdlib.h>
@@ -267,7 +268,7 @@ static const struct sl_conf_key deliver_keys[] = {
      "A record that crashed sluice-deliver this many times is dead-lettered (reason "
      "crashed_stage) instead of being processed again; the markers live in Redis; 0 turns the "
      "guard off.",
-     NULL, 0, 100},
+     NULL, 0, SL_CRASHGUARD_MAX_MAX},
     {NULL},
 };
 
