@@ -73,8 +73,32 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && sizeof(unsigned long) == sizeof(uin
 
 /* What a program cannot reach. Definitions shadow the builtins lexically for the whole program;
  * `$ENV` is refused by scan_program() and bound to {} here as a second line of defence. The
- * prelude has no newline, so jq's line numbers stay the user's. */
+ * prelude has no newline, so jq's line numbers stay the user's.
+ *
+ * Array indices. libjq 1.6 crashes the process (SIGSEGV in jv_array_set: the new length
+ * overflows an int) when a path sets an array element at an index near 2^31, as in
+ * `.a[.n] = 1` with n = 2147483647, and allocates gigabytes below that. Every way to set a
+ * path goes through `setpath`: the assignment operators (`=` is `_assign`; `|=`, `+=`, `//=`
+ * and the others are `_modify`, whose bodies here are libjq 1.6's own) and `fromstream`.
+ * Each is defined again here on top of a `setpath` that refuses an index at or above
+ * SL_EXPR_INDEX_MAX (an event is at most 1 MiB: none of its arrays comes near) with an
+ * ordinary jq error, before libjq sees it. `_sl_setpath` keeps the builtin reachable: a jq
+ * definition sees only what was defined before it. */
+#define INDEX_MAX_TEXT "1048576"
+_Static_assert(SL_EXPR_INDEX_MAX == 1048576, "INDEX_MAX_TEXT must spell SL_EXPR_INDEX_MAX");
 static const char prelude[] =
+    "def _sl_setpath(p; v): setpath(p; v); "
+    "def setpath(p; v): p as $p | ([$p | arrays | .[] | select(type == \"number\" and . "
+    ">= " INDEX_MAX_TEXT ")] | .[0]) as $i | if $i == null then _sl_setpath($p; v) else "
+    "error(\"array index \\($i) is out of range (sluice expressions allow indices "
+    "below " INDEX_MAX_TEXT ")\") end; "
+    "def _assign(paths; value): value as $v | reduce path(paths) as $p (.; setpath($p; $v)); "
+    "def _modify(paths; update): reduce path(paths) as $p (.; label $out | (setpath($p; "
+    "getpath($p) | update) | ., break $out), delpaths([$p])); "
+    "def fromstream(f): {x: null, e: false} as $init | foreach f as $i ($init; if .e then $init "
+    "else . end | if $i | length == 2 then setpath([\"e\"]; $i[0] | length == 0) | "
+    "setpath([\"x\"] + $i[0]; $i[1]) else setpath([\"e\"]; $i[0] | length == 1) end; if .e "
+    "then .x else empty end); "
     "def env: error(\"env is not available in sluice expressions\"); "
     "def input: error(\"input is not available in sluice expressions\"); "
     "def inputs: error(\"inputs is not available in sluice expressions\"); "

@@ -17,6 +17,9 @@
  *     while that file exists, so that an expression means the same in every process.
  *   - `$__loc__`, `debug` (a no-op), `input_filename` (null), `halt` and `halt_error` (an error
  *     here) are harmless and allowed.
+ *   - setting an array element at an index of SL_EXPR_INDEX_MAX or more (`.a[$n] = v`, `|=`,
+ *     `+=`, `setpath`, `fromstream`) is a runtime error: libjq 1.6 segfaults near 2^31 and
+ *     allocates gigabytes well below it. `_sl_setpath` is the unguarded builtin: do not call it.
  *
  * Numbers: jq 1.6 holds every number as a double. Integers beyond +/-2^53 lose precision on the
  * way in (9007199254740993 becomes 9007199254740992); integral results within int64 come back
@@ -87,6 +90,7 @@ typedef struct sl_expr sl_expr_t;
 #define SL_EXPR_MAX_THREADS 256         /* threads evaluating expressions at once */
 #define SL_EXPR_MAX_DEPTH   2048        /* nesting of an input or an output (jansson's own limit) */
 #define SL_EXPR_MAX_LEAKED  32          /* budget aborts per process before they turn fatal */
+#define SL_EXPR_INDEX_MAX   1048576     /* an array index a program may set is below this */
 #define SL_EXPR_WATCHDOG_MS 10          /* how often the watchdog samples CPU clocks */
 #define SL_EXPR_SIGNAL      (SIGRTMIN + 4) /* reserved for the watchdog; do not use elsewhere */
 

@@ -8,8 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_crashguard.h"
 #include "sl_log.h"
 #include "sl_record.h"
+#include "sl_redis.h"
 #include "sl_signal.h"
 
 /* How long one Kafka control call (init, commit, abort, seek) may take before it is retried
@@ -30,6 +32,10 @@ const struct sl_conf_key sl_loop_conf_keys[] = {
      60000},
     {"retry_max", SL_CK_DURATION, "30s", "Largest backoff when a dependency is down.", NULL, 1,
      600000},
+    {"max_crashes", SL_CK_INT, "3",
+     "A record that crashed the process this many times is dead-lettered (reason crashed_stage) "
+     "instead of being processed again; the markers live in Redis; 0 turns the guard off.",
+     NULL, 0, SL_CRASHGUARD_MAX_MAX},
     {NULL},
 };
 
@@ -228,6 +234,10 @@ struct sl_loop {
     int backoff_ms;
     bool paused;
 
+    sl_crashguard_t *guard;
+    sl_crashguard_topic_t *guarded; /* the input topic */
+    unsigned long rewinds;          /* seeks back to the committed offsets so far */
+
     struct sl_emit emit;
 
     pthread_mutex_t lock; /* guards the fields below, read by the admin thread */
@@ -257,13 +267,16 @@ void sl_loop_opts_default(struct sl_loop_opts *opts)
     opts->transaction_timeout_ms = 60000;
     opts->retry_initial_ms = 100;
     opts->retry_max_ms = 30000;
+    opts->max_crashes = SL_CRASHGUARD_DEFAULT_MAX;
+    opts->redis_url = SL_REDIS_DEFAULT_URL;
+    opts->redis_timeout_ms = 1000;
 }
 
 int sl_loop_opts_load(struct sl_loop_opts *opts, const sl_conf_t *conf, struct sl_err *err)
 {
     const sl_conf_node_t *sec =
         sl_conf_get(sl_conf_get(sl_conf_root(conf), opts->stage->name), "loop");
-    long long events, wait, txn, r0, r1;
+    long long events, wait, txn, r0, r1, crashes;
     if (sl_conf_str(conf, sec, "group_id", opts->group_id, &opts->group_id, err) != 0 ||
         sl_conf_int(conf, sec, "batch_max_events", opts->batch_max_events, 1, 100000, &events,
                     err) != 0 ||
@@ -273,7 +286,10 @@ int sl_loop_opts_load(struct sl_loop_opts *opts, const sl_conf_t *conf, struct s
                             900000, &txn, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "retry_initial", opts->retry_initial_ms, 1, 60000, &r0,
                             err) != 0 ||
-        sl_conf_duration_ms(conf, sec, "retry_max", opts->retry_max_ms, 1, 600000, &r1, err) != 0)
+        sl_conf_duration_ms(conf, sec, "retry_max", opts->retry_max_ms, 1, 600000, &r1, err) != 0 ||
+        sl_conf_int(conf, sec, "max_crashes", opts->max_crashes, 0, SL_CRASHGUARD_MAX_MAX, &crashes,
+                    err) != 0 ||
+        sl_redis_settings(conf, &opts->redis_url, &opts->redis_timeout_ms, err) != 0)
         return -1;
     if (wait * 2 >= txn)
         return sl_conf_error(conf, sec, err,
@@ -283,6 +299,7 @@ int sl_loop_opts_load(struct sl_loop_opts *opts, const sl_conf_t *conf, struct s
     opts->transaction_timeout_ms = (int)txn;
     opts->retry_initial_ms = (int)r0;
     opts->retry_max_ms = (int)r1;
+    opts->max_crashes = (int)crashes;
     return 0;
 }
 
@@ -361,6 +378,10 @@ static void track_assigned(sl_loop_t *loop, const rd_kafka_topic_partition_list_
         st->committed = rc == 0 && committed->elems[i].offset >= 0 ? committed->elems[i].offset : 0;
     }
     pthread_mutex_unlock(&loop->lock);
+    for (int i = 0; i < parts->cnt; i++)
+        sl_crashguard_assigned(
+            loop->guarded, parts->elems[i].partition,
+            rc == 0 && committed->elems[i].offset >= 0 ? committed->elems[i].offset : -1);
     rd_kafka_topic_partition_list_destroy(committed);
 }
 
@@ -374,6 +395,7 @@ static void track_revoked(sl_loop_t *loop, const rd_kafka_topic_partition_list_t
             continue;
         /* A partition this replica no longer owns has no lag of its own here. */
         sl_series_set(st->lag, 0);
+        sl_crashguard_revoked(loop->guarded, st->partition);
         *st = loop->parts[--loop->n_parts];
     }
     pthread_mutex_unlock(&loop->lock);
@@ -459,6 +481,7 @@ static int begin_txn(sl_loop_t *loop)
 static int rewind_to_committed(sl_loop_t *loop)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
+    loop->rewinds++;
     rd_kafka_resp_err_t rc = rd_kafka_assignment(loop->consumer, &assigned);
     int ret = -1;
     if (rc) {
@@ -511,6 +534,7 @@ static int abort_and_rewind(sl_loop_t *loop, const char *why)
     sl_series_add(loop->m_aborted, 1);
     loop->txn_open = false;
     loop->txn_events = 0;
+    sl_crashguard_done(loop->guard); /* the batch is read again and marked again */
     drop_held(loop);
     return rewind_to_committed(loop);
 }
@@ -547,6 +571,9 @@ static int commit_txn(sl_loop_t *loop)
         return 0;
     if (loop->sink)
         return commit_sink(loop);
+    /* The batch's records are processed: a death from here on (a kill during the commit) is no
+     * record's doing, so the crash guard's markers go now rather than after the commit. */
+    sl_crashguard_done(loop->guard);
     long long t0 = now_ms();
     rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
@@ -625,6 +652,7 @@ static int commit_sink(sl_loop_t *loop)
         update_pause(loop);
         return 0;
     }
+    sl_crashguard_done(loop->guard); /* the batch is written: see commit_txn */
     if (rd_kafka_flush(loop->producer, LOOP_CALL_TIMEOUT_MS) != 0)
         return abort_and_rewind(loop, "dead letters not acknowledged by Kafka");
     rd_kafka_topic_partition_list_t *offsets = commit_offsets(loop);
@@ -790,6 +818,19 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     bool was_held = loop->held == msg;
     if (was_held)
         loop->held = NULL;
+    /* The crash guard: a suspect record goes alone, in a transaction of its own. */
+    bool alone = sl_crashguard_alone(loop->guarded, msg->partition, msg->offset);
+    unsigned long rewinds = loop->rewinds;
+    if (alone && (commit_txn(loop) != 0 || loop->rewinds != rewinds)) {
+        /* Fatal, or the batch was aborted: this record is read again after the rewind. */
+        if (was_held)
+            update_pause(loop);
+        rd_kafka_message_destroy(msg);
+        return loop->fatal ? -1 : 0;
+    }
+    int crashes = 0;
+    bool crashed = sl_crashguard_enter(loop->guarded, msg->partition, msg->offset, &crashes) ==
+                   SL_CRASHGUARD_CRASHED;
     sl_ce_init(&ce);
     emit_reset(&loop->emit);
     rd_kafka_headers_t *hdrs = NULL;
@@ -799,7 +840,13 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
             sl_ce_read_headers(hdrs, &ce);
         ce_ok = true;
     }
-    if (!ce_ok) {
+    if (crashed) {
+        sl_emit_reason(&loop->emit,
+                       SL_CRASHGUARD_REASON ": the record crashed sluice-%s %d times; it is not "
+                                            "processed again",
+                       loop->opts.stage->name, crashes);
+        verdict = SL_REJECT;
+    } else if (!ce_ok) {
         if (!hdrs)
             sl_err_set(&err, SL_ERR_INVALID, "the record has no headers");
         sl_emit_reason(&loop->emit, "not a CloudEvent: %s", err.msg);
@@ -849,6 +896,16 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     int ret = -1;
     if (begin_txn(loop) != 0)
         goto out;
+    if (crashed && loop->opts.stage->any_record) {
+        /* The input is the dead-letter topic: a dead letter would come back here. */
+        sl_log(SL_LOG_ERROR, event_id,
+               "skipped %s [%d] offset %lld: %s (it stays readable there until retention)",
+               rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
+               loop->emit.reason);
+        loop->txn_events++;
+        ret = 0;
+        goto out;
+    }
     if (verdict == SL_PASS) {
         for (size_t i = 0; i < loop->emit.n; i++) {
             struct emit_record *r = &loop->emit.recs[i];
@@ -870,7 +927,7 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     if (!loop->sink && produce_audit(loop, msg, ce_ok ? &ce : NULL, verdict, seconds) != 0)
         goto produce_failed;
     loop->txn_events++;
-    ret = 0;
+    ret = alone ? commit_txn(loop) : 0;
     goto out;
 
 produce_failed:
@@ -1033,6 +1090,17 @@ sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
         sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    const struct sl_crashguard_opts guard_opts = {
+        .stage = name,
+        .redis_url = opts->redis_url,
+        .redis_timeout_ms = opts->redis_timeout_ms,
+        .max_crashes = opts->max_crashes,
+        .metrics = m,
+    };
+    if (!(loop->guard = sl_crashguard_new(&guard_opts, err)) ||
+        !(loop->guarded = sl_crashguard_topic(loop->guard, loop->group_id, loop->input_topic,
+                                              opts->batch_max_events, err)))
+        goto fail;
 
     snprintf(txn_timeout, sizeof(txn_timeout), "%d", opts->transaction_timeout_ms);
     snprintf(buf, sizeof(buf), "%d", opts->kafka->linger_ms);
@@ -1204,6 +1272,7 @@ void sl_loop_destroy(sl_loop_t *loop)
         rd_kafka_destroy(loop->consumer);
     if (loop->producer)
         rd_kafka_destroy(loop->producer);
+    sl_crashguard_destroy(loop->guard);
     pthread_mutex_destroy(&loop->lock);
     free(loop);
 }

@@ -14,6 +14,15 @@
  * static membership when an instance id is given. The transactional.id is
  * "<group>-<instance>", stable across restarts, so a restarted process fences its zombie.
  *
+ * Crash loops (sl_crashguard.h): before a batch's first record of a partition, a marker in Redis
+ * names it; it is cleared once the batch is processed (before the commit, so a kill during the
+ * commit is charged to no record). A restart that finds one replays that partition one record
+ * per transaction, and a record that crashed the process max_crashes times is dead-lettered
+ * with reason crashed_stage (and its audit record) without being processed again, so one
+ * poison record never stalls a partition. A stage with `any_record` (its input is the
+ * dead-letter topic) cannot dead-letter it again: it skips the record with an error log naming
+ * topic, partition and offset (the record stays readable there until the topic's retention).
+ *
  * SL_RETRY from the stage: the transaction is committed up to the event before, every
  * partition is paused (lag builds, visible), and the same event is offered again after an
  * exponential backoff. Records already fetched are never reordered.
@@ -49,6 +58,12 @@ struct sl_loop_opts {
     int transaction_timeout_ms;
     int retry_initial_ms;
     int retry_max_ms;
+    /* The crash guard (sl_crashguard.h): a record that crashed the process max_crashes times
+     * is dead-lettered (crashed_stage) instead of being processed again; 0 turns it off. Its
+     * markers live in Redis at redis_url (borrowed). */
+    int max_crashes;
+    const char *redis_url;
+    int redis_timeout_ms;
     sl_metrics_t *metrics;
 };
 

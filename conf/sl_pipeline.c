@@ -1,5 +1,6 @@
 #include "sl_pipeline.h"
 
+#include "sl_crashguard.h"
 #include "sl_loop.h"
 
 #include <stdlib.h>
@@ -285,6 +286,11 @@ static const struct sl_conf_key deliver_keys[] = {
     {"commit_interval", SL_CK_DURATION, "1s",
      "How often finished offsets are committed (always on shutdown and rebalance).", NULL, 10,
      60000},
+    {"max_crashes", SL_CK_INT, "3",
+     "A record that crashed sluice-deliver this many times is dead-lettered (reason "
+     "crashed_stage) instead of being processed again; the markers live in Redis; 0 turns the "
+     "guard off.",
+     NULL, 0, SL_CRASHGUARD_MAX_MAX},
     {NULL},
 };
 

@@ -318,3 +318,12 @@ void sl_testenv_free_records(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *co
     rd_kafka_consumer_close(consumer);
     rd_kafka_destroy(consumer);
 }
+
+rd_kafka_message_t *sl_testenv_find(rd_kafka_message_t **msgs, size_t n, const char *id)
+{
+    char buf[256];
+    for (size_t i = 0; i < n; i++)
+        if (sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
+            return msgs[i];
+    return NULL;
+}

@@ -83,5 +83,7 @@ const char *sl_testenv_header(const rd_kafka_message_t *m, const char *name, cha
 size_t sl_testenv_read_all(const char *topic, int partitions, rd_kafka_message_t **msgs, size_t max,
                            size_t want, rd_kafka_t **consumer);
 void sl_testenv_free_records(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer);
+/* The record among msgs[0..n) whose ce_id is `id`; NULL when none. */
+rd_kafka_message_t *sl_testenv_find(rd_kafka_message_t **msgs, size_t n, const char *id);
 
 #endif

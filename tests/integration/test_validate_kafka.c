@@ -128,15 +128,6 @@ static void produce(const char *topic, struct ev *evs, size_t n)
 
 /* ---- reading back ---- */
 
-static rd_kafka_message_t *find(rd_kafka_message_t **msgs, size_t n, const char *id)
-{
-    char buf[256];
-    for (size_t i = 0; i < n; i++)
-        if (sl_testenv_header(msgs[i], "ce_id", buf, sizeof(buf)) && strcmp(buf, id) == 0)
-            return msgs[i];
-    return NULL;
-}
-
 /* The audit records, by event id (the record key). The caller decrefs each. */
 static json_t *audit_of(rd_kafka_message_t **msgs, size_t n, const char *id)
 {
@@ -223,13 +214,13 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
     char buf[4096];
     size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
     SL_CHECK_INT(n, 2);
-    check_unchanged(find(msgs, n, "ev-valid"), &evs[0]);
-    check_unchanged(find(msgs, n, "ev-open"), &evs[5]);
+    check_unchanged(sl_testenv_find(msgs, n, "ev-valid"), &evs[0]);
+    check_unchanged(sl_testenv_find(msgs, n, "ev-open"), &evs[5]);
     sl_testenv_free_records(msgs, n, c);
 
     n = sl_testenv_read_all(r.t.dlq, 1, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
     SL_CHECK_INT(n, 4);
-    rd_kafka_message_t *m = find(msgs, n, "ev-invalid");
+    rd_kafka_message_t *m = sl_testenv_find(msgs, n, "ev-invalid");
     SL_REQUIRE(m);
     SL_CHECK_STR(sl_testenv_header(m, "ce_sluicestage", buf, sizeof(buf)), "validate");
     SL_CHECK_STR(sl_testenv_header(m, "ce_sluicereason", buf, sizeof(buf)),
@@ -247,14 +238,15 @@ SL_TEST(valid_invalid_unknown_and_schemaless_events)
                  "currency/pattern: \"USD\" does not match the pattern \"^[a-z]{3}$\"");
     json_decref(errors);
     SL_CHECK(m->len == strlen(invalid) && memcmp(m->payload, invalid, m->len) == 0);
-    SL_CHECK_STR(sl_testenv_header(find(msgs, n, "ev-ghost"), "ce_sluicereason", buf, sizeof(buf)),
+    SL_CHECK_STR(sl_testenv_header(sl_testenv_find(msgs, n, "ev-ghost"), "ce_sluicereason", buf,
+                                   sizeof(buf)),
                  "unknown source ghost (not in the pipeline file)");
-    SL_CHECK_CONTAINS(
-        sl_testenv_header(find(msgs, n, "ev-malformed"), "ce_sluicereason", buf, sizeof(buf)),
-        "malformed JSON at byte ");
-    SL_CHECK_STR(
-        sl_testenv_header(find(msgs, n, "ev-noschema"), "ce_sluicereason", buf, sizeof(buf)),
-        "no schema for type contact.deleted of source crm");
+    SL_CHECK_CONTAINS(sl_testenv_header(sl_testenv_find(msgs, n, "ev-malformed"), "ce_sluicereason",
+                                        buf, sizeof(buf)),
+                      "malformed JSON at byte ");
+    SL_CHECK_STR(sl_testenv_header(sl_testenv_find(msgs, n, "ev-noschema"), "ce_sluicereason", buf,
+                                   sizeof(buf)),
+                 "no schema for type contact.deleted of source crm");
     sl_testenv_free_records(msgs, n, c);
 
     n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 6, &c);
@@ -352,11 +344,11 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     char buf[512];
     size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
     SL_CHECK_INT(n, 4);
-    check_unchanged(find(msgs, n, "a-1"), &evs[0]);
-    check_unchanged(find(msgs, n, "c-1"), &evs[2]);
-    check_unchanged(find(msgs, n, "d-1"), &evs[4]);
-    check_unchanged(find(msgs, n, "f-1"), &evs[6]);
-    SL_CHECK(!find(msgs, n, "a-2") && !find(msgs, n, "e-2"));
+    check_unchanged(sl_testenv_find(msgs, n, "a-1"), &evs[0]);
+    check_unchanged(sl_testenv_find(msgs, n, "c-1"), &evs[2]);
+    check_unchanged(sl_testenv_find(msgs, n, "d-1"), &evs[4]);
+    check_unchanged(sl_testenv_find(msgs, n, "f-1"), &evs[6]);
+    SL_CHECK(!sl_testenv_find(msgs, n, "a-2") && !sl_testenv_find(msgs, n, "e-2"));
     sl_testenv_free_records(msgs, n, c);
 
     n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 7, &c);

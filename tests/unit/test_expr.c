@@ -246,6 +246,52 @@ SL_TEST(runtime_errors)
     sl_expr_destroy(e);
 }
 
+/* libjq 1.6 dies (SIGSEGV in jv_array_set) setting an array element near index 2^31; the
+ * prelude refuses such indices first. Each program runs in a child, so that a crash is a
+ * failed check here rather than the end of the test binary. */
+SL_TEST(absurd_array_indices_are_an_error_not_a_crash)
+{
+    static const char *const programs[] = {
+        ".data.a[.data.n] = 1",
+        ".data.a[.data.n] |= 1",
+        ".data.a[.data.n] += 1",
+        ".data.a[.data.n] //= 1",
+        "setpath([\"data\", \"a\", .data.n]; 1)",
+        "fromstream([[\"a\", .data.n], 1], [[\"a\", .data.n]])",
+    };
+    const char *input = "{\"data\":{\"a\":[0],\"n\":2147483647}}";
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        SL_REQUIRE(pid >= 0);
+        if (pid == 0) {
+            struct sl_err err;
+            sl_expr_t *e = sl_expr_compile("rule-x", programs[i], &err);
+            json_t *in = parse(input);
+            json_t *out = e && in ? sl_expr_value(e, in, &err) : NULL;
+            bool refused = e && in && !out && err.code == SL_ERR_INVALID &&
+                           strstr(err.msg, "array index 2147483647 is out of range") != NULL;
+            if (!refused)
+                fprintf(stderr, "%s: %s\n", programs[i], out ? "succeeded" : err.msg);
+            _exit(refused ? 0 : 1);
+        }
+        int status = 0;
+        SL_REQUIRE(waitpid(pid, &status, 0) == pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            sl_test_fail(__FILE__, __LINE__, "%s: %s %d", programs[i],
+                         WIFSIGNALED(status) ? "killed by signal" : "failed with",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+    /* Below the bound, and everything else about setting paths, works as in jq 1.6. */
+    check_value(".a[3] = 1", "{\"a\":[0]}", "{\"a\":[0,null,null,1]}");
+    check_value(".a[-1] |= . + 1", "{\"a\":[0,5]}", "{\"a\":[0,6]}");
+    check_value("[1,2,3] | .[] |= empty", "null", "[2]");
+    check_value(".a.b += 2 | .c //= 3", "{}", "{\"a\":{\"b\":2},\"c\":3}");
+    check_value("fromstream(tostream)", "{\"a\":[1,{\"b\":2}]}", "{\"a\":[1,{\"b\":2}]}");
+    check_value("setpath([\"x\", 2]; 1)", "null", "{\"x\":[null,null,1]}");
+    check_value("(.[] | select(. > 1)) |= . * 10", "[1,2,3]", "[1,20,30]");
+}
+
 SL_TEST(predicates)
 {
     struct sl_err err;

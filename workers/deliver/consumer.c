@@ -63,6 +63,11 @@ const char *dlv_consumer_topic(const dlv_consumer_t *c)
     return c->topic;
 }
 
+const char *dlv_consumer_group(const dlv_consumer_t *c)
+{
+    return c->group;
+}
+
 bool dlv_consumer_failed(const dlv_consumer_t *c)
 {
     return c->failed;
@@ -184,6 +189,7 @@ static void assign(dlv_consumer_t *c, const rd_kafka_topic_partition_list_t *par
                      : NULL;
         c->parts[id] = p;
         c->assigned++;
+        c->o.hooks.assigned(c->o.hooks.opaque, p);
     }
 }
 

@@ -47,6 +47,8 @@ typedef struct dlv_consumer dlv_consumer_t;
 typedef struct dlv_part dlv_part_t;
 
 struct dlv_consumer_hooks {
+    /* `part` was assigned (before any of its records). */
+    void (*assigned)(void *opaque, dlv_part_t *part);
     /* A record of `part`, already tracked as unfinished; msg stays the consumer's. */
     void (*record)(void *opaque, dlv_part_t *part, const rd_kafka_message_t *msg);
     /* `part` is being revoked: forget its events now; it is freed after the call. */
@@ -85,6 +87,8 @@ size_t dlv_consumer_assigned(const dlv_consumer_t *c);
 /* True once a partition could not be tracked (out of memory): the engine must stop. */
 bool dlv_consumer_failed(const dlv_consumer_t *c);
 const char *dlv_consumer_topic(const dlv_consumer_t *c);
+/* The consumer group's id. */
+const char *dlv_consumer_group(const dlv_consumer_t *c);
 
 /* The engine finished a record of `part` (its outcome is recorded). */
 void dlv_part_finish(dlv_part_t *p, int64_t offset);

@@ -24,6 +24,7 @@
 #include "signer.h"
 #include "template.h"
 #include "sl_cloudevent.h"
+#include "sl_crashguard.h"
 #include "sl_expr.h"
 #include "sl_log.h"
 #include "sl_record.h"
@@ -138,6 +139,7 @@ struct dest {
     dlv_engine_t *e;
     struct dlv_dest_conf conf;
     dlv_consumer_t *consumer;
+    sl_crashguard_topic_t *guarded;
     dlv_auth_t *auth;
     dlv_signer_t *signer; /* NULL without `sign` */
     struct dlv_circuit circuit;
@@ -167,6 +169,7 @@ struct dlv_engine {
     size_t n_dests;
     sl_producer_t *producer;
     sl_redis_t *redis;
+    sl_crashguard_t *guard;
     dlv_http_t *http;
     dlv_timers_t *timers;
     int wake[2];
@@ -644,9 +647,18 @@ static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *
     list_add_tail(&e->ledger, &ev->q);
 }
 
+static void on_assigned(void *opaque, dlv_part_t *part)
+{
+    struct dest *d = opaque;
+    /* The commit point lags behind what is finished, so a marker above it is no proof of a
+     * crash; deliver clears its markers after each ledger round instead. */
+    sl_crashguard_assigned(d->guarded, dlv_part_id(part), -1);
+}
+
 static void on_revoked(void *opaque, dlv_part_t *part)
 {
     struct dest *d = opaque;
+    sl_crashguard_revoked(d->guarded, dlv_part_id(part));
     struct link *l = d->events.next;
     while (l != &d->events) {
         struct link *next = l->next;
@@ -726,6 +738,27 @@ static void after_ledger(struct event *ev, bool seen)
         ev->state = EV_WAITING;
 }
 
+/* The ledger answered for `ev`: what follows (its mappings, which run an operator's jq over
+ * the event) is where a record can crash the process, so the crash guard marks it first, and
+ * a record that crashed the process max_crashes times is dead-lettered instead. */
+static void checked(struct event *ev, bool seen)
+{
+    int crashes = 0;
+    if (!ev->part || sl_crashguard_enter(ev->d->guarded, dlv_part_id(ev->part), ev->offset,
+                                         &crashes) != SL_CRASHGUARD_CRASHED) {
+        after_ledger(ev, seen);
+        return;
+    }
+    char reason[REASON_MAX];
+    snprintf(reason, sizeof(reason),
+             SL_CRASHGUARD_REASON ": the record crashed sluice-deliver %d times; it is not "
+                                  "processed again",
+             crashes);
+    list_del(&ev->q);
+    audit(ev, "dead_lettered", reason, 0, NULL);
+    dead_letter(ev, reason);
+}
+
 /* One round trip for up to DLV_REDIS_BATCH events of `list`: EXISTS (check) or SET PX
  * (mark). Returns how many were done; on a failure none are (they stay for the next turn). */
 static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
@@ -739,6 +772,11 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
     size_t n = 0;
     for (struct link *l = list->next; l != list && n < DLV_REDIS_BATCH; l = l->next, n++) {
         struct event *ev = container_of(l, struct event, q);
+        /* A record the crash guard suspects goes through the check and its mappings alone. */
+        bool alone = !mark && ev->part &&
+                     sl_crashguard_alone(ev->d->guarded, dlv_part_id(ev->part), ev->offset);
+        if (alone && n > 0)
+            break;
         evs[n] = ev;
         if (mark) {
             snprintf(ttl[n], sizeof(ttl[n]), "%lld", ev->d->conf.ledger_ttl_ms);
@@ -748,6 +786,10 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
         } else {
             argv[n][0] = "EXISTS", argv[n][1] = ev->ledger_key;
             cmds[n] = (struct sl_redis_command){2, argv[n], NULL};
+        }
+        if (alone) {
+            n++;
+            break;
         }
     }
     if (n == 0)
@@ -769,7 +811,7 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
     for (size_t i = 0; i < n; i++) {
         struct event *ev = evs[i];
         if (!mark) {
-            after_ledger(ev, replies[i]->integer > 0);
+            checked(ev, replies[i]->integer > 0);
             continue;
         }
         list_del(&ev->q);
@@ -778,6 +820,8 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
         maybe_finish(ev);
     }
     sl_redis_replies_free(replies, n);
+    if (!mark)
+        sl_crashguard_done(e->guard); /* the mappings of this round ran without a crash */
     return n;
 }
 
@@ -1466,9 +1510,11 @@ static int dest_init(dlv_engine_t *e, struct dest *d, const char *name, struct s
         .max_per_partition = (size_t)e->settings.max_events_per_partition,
         .wake_fd = e->wake[1],
         .lag = e->m_lag,
-        .hooks = {on_record, on_revoked, d},
+        .hooks = {on_assigned, on_record, on_revoked, d},
     };
-    if (!(d->consumer = dlv_consumer_new(&co, err)))
+    if (!(d->consumer = dlv_consumer_new(&co, err)) ||
+        !(d->guarded = sl_crashguard_topic(e->guard, dlv_consumer_group(d->consumer),
+                                           dlv_consumer_topic(d->consumer), DLV_REDIS_BATCH, err)))
         return -1;
     snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", dlv_consumer_topic(d->consumer));
     snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", dlv_consumer_topic(d->consumer));
@@ -1574,6 +1620,16 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
                            "Redis calls that failed (nothing is sent meanwhile).", NULL),
         NULL);
 
+    /* The crash guard has its own Redis connection: its calls never wait behind the ledger's. */
+    struct sl_crashguard_opts guard_opts = {
+        .stage = STAGE,
+        .max_crashes = (int)e->settings.max_crashes,
+        .metrics = o->metrics,
+    };
+    if (sl_redis_settings(o->conf, &guard_opts.redis_url, &guard_opts.redis_timeout_ms, err) != 0 ||
+        !(e->guard = sl_crashguard_new(&guard_opts, err)))
+        goto fail;
+
     /* Which destinations: the ones named, or all. */
     const sl_conf_node_t *all = sl_conf_get(sl_conf_root(o->conf), "destinations");
     size_t n = o->n_destinations ? o->n_destinations : sl_conf_count(all);
@@ -1664,6 +1720,7 @@ void dlv_engine_destroy(dlv_engine_t *e)
     }
     free(e->dests);
     dlv_timers_destroy(e->timers);
+    sl_crashguard_destroy(e->guard);
     sl_redis_destroy(e->redis);
     if (e->wake[0] >= 0)
         close(e->wake[0]);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sl_crashguard.h"
+
 /* Headers the engine owns. */
 static const char *const reserved[] = {
     "Idempotency-Key",
@@ -285,7 +287,9 @@ int dlv_settings_load(const sl_conf_t *conf, struct dlv_settings *o, struct sl_e
         sl_conf_size(conf, s, "max_memory", 256LL * 1024 * 1024, 1024 * 1024,
                      64LL * 1024 * 1024 * 1024, &o->max_memory, err) != 0 ||
         sl_conf_duration_ms(conf, s, "commit_interval", 1000, 10, 60000, &o->commit_interval_ms,
-                            err) != 0)
+                            err) != 0 ||
+        sl_conf_int(conf, s, "max_crashes", SL_CRASHGUARD_DEFAULT_MAX, 0, SL_CRASHGUARD_MAX_MAX,
+                    &o->max_crashes, err) != 0)
         return -1;
     return 0;
 }

@@ -71,6 +71,7 @@ struct dlv_settings {
     long long max_events_per_partition;
     long long max_memory;
     long long commit_interval_ms;
+    long long max_crashes; /* the crash guard (sl_crashguard.h); 0: off */
 };
 
 /* Destination `name` (which must exist in `destinations`). On failure nothing is left to
