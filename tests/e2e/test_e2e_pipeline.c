@@ -28,8 +28,8 @@
 #define CRM_SIGNING       "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define WAREHOUSE_TOKEN   "e2e-warehouse-token"
 
-/* deliver takes no --group: its groups are per destination (sluice-deliver-<name>), and the
- * run's topics are its own, so they do not meet another run's. */
+/* deliver takes no --group: its groups are per destination and named after the pipeline
+ * (<prefix>deliver.<name>), and the run's prefix is its own, so they meet no other run's. */
 static const char *const stages[] = {"validate", "transform",  "route",
                                      "audit",    "deadletter", "deliver"};
 #define N_STAGES (sizeof(stages) / sizeof(stages[0]))

@@ -1370,7 +1370,7 @@ int dlv_engine_run(dlv_engine_t *e, struct sl_err *err)
 {
     for (size_t i = 0; i < e->n_dests; i++)
         if (dlv_consumer_subscribe(e->dests[i].consumer, err) != 0)
-            return -1;
+            return sl_signal_stopping() ? 0 : -1;
     set_not_ready(e, NULL);
     bool more = false;
     for (;;) {
