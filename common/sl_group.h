@@ -6,7 +6,7 @@
  * groups (and the transactional ids built from them) must be too, or two pipelines' replicas
  * join one group, split each other's partitions and fence each other's producers. Every
  * default group is therefore "<topic_prefix><name>": "sluice.validate",
- * "sluice.deliver.crm". Two different prefixes never give the same group.
+ * "sluice.deliver.crm": pipelines whose topic names are apart have their groups apart too.
  *
  * Upgrading: earlier versions used "sluice-<stage>" and "sluice-deliver-<destination>",
  * whatever the prefix. sl_group_adopt() runs before a consumer subscribes: when its group
