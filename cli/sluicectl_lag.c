@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_group.h"
 #include "sl_kafka.h"
 
 #define LAG_TIMEOUT_MS 10000
@@ -11,7 +12,7 @@
 
 struct lag_group {
     char stage[64];
-    char group[256];
+    char group[SL_GROUP_ID_MAX];
     char topic[SL_TOPIC_NAME_MAX];
 };
 
@@ -28,10 +29,10 @@ static int lag_groups(const sl_conf_t *conf, const struct sl_kafka_settings *kaf
     *n = 0;
     for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
         struct lag_group *g = &out[(*n)++];
-        char def[256];
+        char def[SL_GROUP_ID_MAX];
         const char *group;
-        snprintf(def, sizeof(def), "sluice-%s", stages[i].stage);
-        if (sl_conf_str(conf, sl_conf_get(sl_conf_get(root, stages[i].stage), "loop"), "group_id",
+        if (sl_group_id(kafka, stages[i].stage, def, sizeof(def), err) != 0 ||
+            sl_conf_str(conf, sl_conf_get(sl_conf_get(root, stages[i].stage), "loop"), "group_id",
                         def, &group, err) != 0)
             return -1;
         snprintf(g->stage, sizeof(g->stage), "%s", stages[i].stage);
@@ -43,8 +44,9 @@ static int lag_groups(const sl_conf_t *conf, const struct sl_kafka_settings *kaf
         struct lag_group *g = &out[(*n)++];
         char suffix[SL_TOPIC_NAME_MAX];
         snprintf(g->stage, sizeof(g->stage), "deliver");
-        snprintf(g->group, sizeof(g->group), "sluice-deliver-%s", sl_conf_key(dests, i));
         snprintf(suffix, sizeof(suffix), SL_TOPIC_DELIVER "%s", sl_conf_key(dests, i));
+        if (sl_group_id(kafka, suffix, g->group, sizeof(g->group), err) != 0)
+            return -1;
         sl_kafka_topic_name(kafka, suffix, g->topic, sizeof(g->topic));
     }
     return 0;

@@ -1,8 +1,8 @@
 /*
  * sluicectl_lag: `sluicectl lag`, consumer lag per stage, topic and partition, from the broker.
  *
- * For each stage's consumer group (from the pipeline file: sluice-<stage> or its
- * `<stage>.loop.group_id`; one group per destination for delivery), the group's committed
+ * For each stage's consumer group (from the pipeline file: <prefix><stage> or its
+ * `<stage>.loop.group_id`; <prefix>deliver.<destination> for delivery), the group's committed
  * offsets (OffsetFetch: it does not join the group, so it is safe while the stage runs) are
  * compared with each partition's end offset. Transactional stages commit their offsets through
  * the producer, which a consumer's own statistics never see; the group's committed offsets are

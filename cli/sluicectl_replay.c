@@ -7,12 +7,13 @@
 #include <time.h>
 
 #include "sl_conf.h"
+#include "sl_group.h"
 #include "sl_kafka.h"
 #include "sl_pipeline.h"
 
 #define EXIT_USAGE         2
 #define REPLAY_TIMEOUT_MS  15000 /* each request to the broker */
-#define REPLAY_GROUP_MAX   256
+#define REPLAY_GROUP_MAX   SL_GROUP_ID_MAX
 #define REPLAY_MEMBERS_MAX 1024 /* the names of active members in the refusal */
 
 static const char usage[] =
@@ -26,10 +27,10 @@ static const char usage[] =
     "\n"
     "  --stage STAGE       validate (input <prefix>ingress), transform (validated), route\n"
     "                      (normalized) or deliver (deliver.<destination>)\n"
-    "  --destination NAME  the destination, for --stage deliver (group sluice-deliver-NAME)\n"
+    "  --destination NAME  the destination, for --stage deliver (group <prefix>deliver.NAME)\n"
     "  --from TIME         RFC 3339 (2026-11-24T20:00:00Z, ...+01:00) or a duration ago (-2h)\n"
     "  --group ID          the consumer group, when the stage runs with --group ID\n"
-    "                      (default: <stage>.loop.group_id, else sluice-<stage>)\n"
+    "                      (default: <stage>.loop.group_id, else <prefix><stage>)\n"
     "  --dry-run           print committed and new offsets per partition; change nothing\n"
     "\n"
     "  --to is not supported: a rewound group reads to the end of the topic. Re-processing\n"
@@ -177,7 +178,10 @@ static int resolve(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
             return -1;
         }
         snprintf(input, sizeof(input), SL_TOPIC_DELIVER "%s", destination);
-        snprintf(r->group, sizeof(r->group), "sluice-deliver-%s", destination);
+        if (sl_group_id(kafka, input, r->group, sizeof(r->group), &err) != 0) {
+            fprintf(stderr, "sluicectl replay: %s\n", err.msg);
+            return -1;
+        }
     } else {
         size_t i = 0;
         while (i < sizeof(loops) / sizeof(loops[0]) && strcmp(loops[i].stage, r->stage) != 0)
@@ -193,8 +197,8 @@ static int resolve(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
             fprintf(stderr, "sluicectl replay: --destination is for --stage deliver only\n");
             return -1;
         }
-        snprintf(def, sizeof(def), "sluice-%s", r->stage);
-        if (sl_conf_str(conf, sl_conf_get(sl_conf_get(root, r->stage), "loop"), "group_id", def,
+        if (sl_group_id(kafka, r->stage, def, sizeof(def), &err) != 0 ||
+            sl_conf_str(conf, sl_conf_get(sl_conf_get(root, r->stage), "loop"), "group_id", def,
                         &conf_group, &err) != 0) {
             fprintf(stderr, "sluicectl replay: %s\n", err.msg);
             return -1;

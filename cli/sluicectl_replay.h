@@ -40,10 +40,10 @@
  * tests/fault/test_replay_outage.c checks this end to end.
  *
  * Stages, input topics and groups (the same as `sluicectl lag`):
- *   validate   <prefix>ingress                 validate.loop.group_id  (default sluice-validate)
- *   transform  <prefix>validated               transform.loop.group_id (default sluice-transform)
- *   route      <prefix>normalized              route.loop.group_id     (default sluice-route)
- *   deliver    <prefix>deliver.<destination>   sluice-deliver-<destination> (--destination)
+ *   validate   <prefix>ingress                 validate.loop.group_id  (default <prefix>validate)
+ *   transform  <prefix>validated               transform.loop.group_id (default <prefix>transform)
+ *   route      <prefix>normalized              route.loop.group_id     (default <prefix>route)
+ *   deliver    <prefix>deliver.<destination>   <prefix>deliver.<destination> (--destination)
  * --group ID names the group when the stage runs with its own --group.
  *
  * TIME: RFC 3339 ("2026-11-24T20:00:00Z", "2026-11-24 21:00:00.250+01:00"), or a duration ago

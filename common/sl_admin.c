@@ -58,19 +58,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/healthz") == 0)
         return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
     if (strcmp(url, "/readyz") == 0) {
-        char why[256] = "";
-        if (!admin->ready || admin->ready(admin->opaque, why, sizeof(why)))
+        /* Not ready: the reason, then the registry's notes; ready: the notes, if any. */
+        char why[256] = "", notes[SL_METRICS_MAX_NOTES * (SL_METRICS_NOTE_MAX + 2)];
+        bool ready = !admin->ready || admin->ready(admin->opaque, why, sizeof(why));
+        notes[0] = '\0';
+        if (admin->metrics)
+            sl_metrics_notes(admin->metrics, notes, sizeof(notes));
+        if (ready && !notes[0])
             return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ready\"}");
-        /* `why` is produced by our own code, but escape quotes and backslashes anyway. */
-        char body[600], *o = body;
-        o += sprintf(o, "{\"status\":\"not ready\",\"detail\":\"");
-        for (const char *p = why; *p && o < body + sizeof(body) - 8; p++) {
-            if (*p == '"' || *p == '\\')
-                *o++ = '\\';
-            *o++ = (*p >= 0x20) ? *p : ' ';
-        }
+        /* Both texts are produced by our own code, but escape quotes and backslashes anyway. */
+        char body[sizeof(why) + sizeof(notes) * 2 + 64], *o = body;
+        o += sprintf(o, "{\"status\":\"%s\",\"detail\":\"", ready ? "ready" : "not ready");
+        const char *parts[] = {ready ? "" : why, !ready && notes[0] ? "; " : "", notes};
+        for (size_t i = 0; i < 3; i++)
+            for (const char *p = parts[i]; *p && o < body + sizeof(body) - 8; p++) {
+                if (*p == '"' || *p == '\\')
+                    *o++ = '\\';
+                *o++ = (*p >= 0x20) ? *p : ' ';
+            }
         strcpy(o, "\"}");
-        return reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+        return reply_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
     }
     return reply_json(conn, MHD_HTTP_NOT_FOUND,
                       "{\"error\":\"not found\",\"detail\":\"paths: /metrics /healthz /readyz\"}");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sl_crashguard.h"
+#include "sl_group.h"
 #include "sl_log.h"
 #include "sl_record.h"
 #include "sl_redis.h"
@@ -21,7 +22,7 @@
 #define LOOP_MAX_PARTITIONS 1024
 
 const struct sl_conf_key sl_loop_conf_keys[] = {
-    {"group_id", SL_CK_STRING, "sluice-<stage>", "Consumer group of the stage."},
+    {"group_id", SL_CK_STRING, "<topic_prefix><stage>", "Consumer group of the stage."},
     {"batch_max_events", SL_CK_INT, "1000", "Events per transaction at most.", NULL, 1, 100000},
     {"batch_max_wait", SL_CK_DURATION, "100ms",
      "Longest time a transaction stays open before it commits.", NULL, 1, 60000},
@@ -214,8 +215,9 @@ struct partition_state {
 struct sl_loop {
     struct sl_loop_opts opts;
     char input_topic[SL_TOPIC_NAME_MAX];
-    char group_id[256];
-    char transactional_id[512];
+    char group_id[SL_GROUP_ID_MAX];
+    char legacy_group_id[SL_GROUP_ID_MAX]; /* "" when the group is configured */
+    char transactional_id[SL_GROUP_ID_MAX + 256];
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
 
@@ -1034,10 +1036,13 @@ sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
     const char *name = opts->stage->name;
     gethostname(hostname, sizeof(hostname) - 1);
     const char *instance = opts->instance_id ? opts->instance_id : hostname;
-    if (opts->group_id)
+    if (opts->group_id) {
         snprintf(loop->group_id, sizeof(loop->group_id), "%s", opts->group_id);
-    else
-        snprintf(loop->group_id, sizeof(loop->group_id), "sluice-%s", name);
+    } else {
+        if (sl_group_id(opts->kafka, name, loop->group_id, sizeof(loop->group_id), err) != 0)
+            goto fail;
+        snprintf(loop->legacy_group_id, sizeof(loop->legacy_group_id), "sluice-%s", name);
+    }
     snprintf(loop->transactional_id, sizeof(loop->transactional_id), "%s-%s", loop->group_id,
              instance);
     if (sl_kafka_topic_name(opts->kafka, opts->stage->input, loop->input_topic,
@@ -1175,6 +1180,10 @@ static int init_transactions(sl_loop_t *loop, struct sl_err *err)
 int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
 {
     if (!loop->sink && init_transactions(loop, err) != 0)
+        return sl_signal_stopping() ? 0 : -1;
+    if (loop->legacy_group_id[0] &&
+        sl_group_adopt(loop->consumer, loop->group_id, loop->legacy_group_id, loop->input_topic,
+                       err) != 0)
         return sl_signal_stopping() ? 0 : -1;
     pthread_mutex_lock(&loop->lock);
     loop->initialised = true;

@@ -51,7 +51,7 @@ struct sl_loop_opts {
     const struct sl_stage *stage;
     void *stage_ctx;
     const struct sl_kafka_settings *kafka;
-    const char *group_id;    /* consumer group; "sluice-<stage>" by default */
+    const char *group_id;    /* consumer group; "<topic_prefix><stage>" by default (sl_group) */
     const char *instance_id; /* stable per replica; NULL: hostname, without static membership */
     int batch_max_events;
     int batch_max_wait_ms;

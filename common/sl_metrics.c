@@ -77,9 +77,13 @@ struct collect_hook {
 };
 
 struct sl_metrics {
-    pthread_mutex_t lock; /* guards the family list, hooks and rendering */
+    pthread_mutex_t lock; /* guards the family list, hooks, notes and rendering */
     sl_metric_t *families, **tail;
     struct collect_hook *hooks;
+    struct {
+        char key[32];
+        char text[SL_METRICS_NOTE_MAX];
+    } notes[SL_METRICS_MAX_NOTES];
 };
 
 sl_metrics_t *sl_metrics_new(void)
@@ -463,4 +467,33 @@ char *sl_metrics_render(sl_metrics_t *m, size_t *len)
     if (len)
         *len = o.len;
     return o.p;
+}
+
+void sl_metrics_note_set(sl_metrics_t *m, const char *key, const char *text)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t i = 0, free_slot = SL_METRICS_MAX_NOTES;
+    for (; i < SL_METRICS_MAX_NOTES && strcmp(m->notes[i].key, key) != 0; i++)
+        if (!m->notes[i].key[0] && free_slot == SL_METRICS_MAX_NOTES)
+            free_slot = i;
+    if (i == SL_METRICS_MAX_NOTES)
+        i = free_slot;
+    if (i < SL_METRICS_MAX_NOTES) {
+        snprintf(m->notes[i].key, sizeof(m->notes[i].key), "%s", text ? key : "");
+        snprintf(m->notes[i].text, sizeof(m->notes[i].text), "%s", text ? text : "");
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void sl_metrics_notes(sl_metrics_t *m, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < SL_METRICS_MAX_NOTES && len + 1 < size; i++)
+        if (m->notes[i].key[0]) {
+            int n = snprintf(buf + len, size - len, "%s%s", len ? "; " : "", m->notes[i].text);
+            len = n < 0 || (size_t)n >= size - len ? size - 1 : len + (size_t)n;
+        }
+    pthread_mutex_unlock(&m->lock);
 }

@@ -54,6 +54,15 @@ double sl_series_value(const sl_series_t *s);     /* counter/gauge value; histog
 typedef void (*sl_metrics_collect_cb)(void *opaque);
 int sl_metrics_on_collect(sl_metrics_t *m, sl_metrics_collect_cb cb, void *opaque);
 
+/* Notes about the process that are not numbers (e.g. "redis persistence: none"), which the
+ * admin listener shows as /readyz's detail; at most SL_METRICS_MAX_NOTES keys, each text cut
+ * to SL_METRICS_NOTE_MAX - 1 bytes. `text` NULL removes the key's note. Thread-safe. */
+#define SL_METRICS_MAX_NOTES 4
+#define SL_METRICS_NOTE_MAX  256
+void sl_metrics_note_set(sl_metrics_t *m, const char *key, const char *text);
+/* Every note, "; "-separated, into buf (bounded; "" when none). */
+void sl_metrics_notes(sl_metrics_t *m, char *buf, size_t size);
+
 /* The whole registry as Prometheus text; the caller frees it. NULL on OOM. */
 char *sl_metrics_render(sl_metrics_t *m, size_t *len);
 

@@ -1,4 +1,5 @@
 #include "sl_redis.h"
+#include "sl_log.h"
 #include "sl_text.h"
 
 #include <ctype.h>
@@ -38,6 +39,9 @@ struct sl_redis {
     struct timeval timeout;
     char where[HOST_MAX + 16]; /* "host:port" or "[v6]:port", for messages */
     sl_redis_script_t *claim, *bucket, *hold;
+    sl_metrics_t *metrics;  /* persistence reporting; NULL: not watched */
+    sl_series_t *m_persist; /* sluice_redis_persistence */
+    bool persist_checked;
 };
 
 /* Error codes of replies that mean "Redis cannot take this now, it will later". */
@@ -737,4 +741,82 @@ int sl_redis_ledger_seen(sl_redis_t *r, const char *key, bool *seen, struct sl_e
         *seen = reply->integer > 0;
     freeReplyObject(reply);
     return rc;
+}
+
+/* ---- persistence ---- */
+
+/* The value of `CONFIG GET name` into buf ("" when the server returns none); 0, or -1 with
+ * *err (an error reply as sl_redis_cmd() classifies it). */
+static int config_get(sl_redis_t *r, const char *name, char *buf, size_t size, struct sl_err *err)
+{
+    const char *argv[] = {"CONFIG", "GET", name};
+    redisReply *reply;
+    if (sl_redis_cmd(r, &reply, 3, argv, NULL, err) != 0)
+        return -1;
+    buf[0] = '\0';
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(buf, size, "%.*s", (int)reply->element[1]->len, reply->element[1]->str);
+    freeReplyObject(reply);
+    return 0;
+}
+
+int sl_redis_persistence(sl_redis_t *r, enum sl_redis_persist *out, struct sl_err *err)
+{
+    char aof[16], save[256];
+    struct sl_err e;
+    *out = SL_REDIS_PERSIST_UNKNOWN;
+    if (config_get(r, "appendonly", aof, sizeof(aof), &e) != 0 ||
+        config_get(r, "save", save, sizeof(save), &e) != 0) {
+        if (e.code == SL_ERR_UNAVAILABLE) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        return 0; /* CONFIG refused: unknown, and that is fine */
+    }
+    *out = strcasecmp(aof, "yes") == 0 || save[0] ? SL_REDIS_PERSIST_ON : SL_REDIS_PERSIST_NONE;
+    return 0;
+}
+
+void sl_redis_persistence_watch(sl_redis_t *r, sl_metrics_t *m)
+{
+    if (!m)
+        return;
+    r->metrics = m;
+    r->m_persist = sl_metric_series(
+        sl_metrics_gauge(m, "sluice_redis_persistence",
+                         "Whether Redis keeps dedup claims and the delivery ledger over a restart: "
+                         "1 yes (AOF or RDB), 0 no, -1 unknown (CONFIG refused, or not asked yet).",
+                         NULL),
+        NULL);
+    sl_series_set(r->m_persist, SL_REDIS_PERSIST_UNKNOWN);
+    sl_redis_persistence_check(r);
+}
+
+void sl_redis_persistence_check(sl_redis_t *r)
+{
+    enum sl_redis_persist p;
+    if (!r->metrics || r->persist_checked || sl_redis_persistence(r, &p, NULL) != 0)
+        return; /* not watched, done, or Redis down: the next call that reaches it asks */
+    r->persist_checked = true;
+    sl_series_set(r->m_persist, p);
+    const char *note = NULL;
+    if (p == SL_REDIS_PERSIST_NONE) {
+        note = "redis persistence: none (appendonly no, save \"\"): a Redis restart forgets "
+               "dedup claims and the delivery ledger";
+        SL_WARN("redis %s reports no persistence (appendonly no, save \"\"): a restart of it "
+                "forgets dedup claims and the delivery ledger, so a provider's retry or a "
+                "replay may be delivered again (only the destination's Idempotency-Key stops "
+                "it)",
+                r->where);
+    } else if (p == SL_REDIS_PERSIST_UNKNOWN) {
+        note = "redis persistence: unknown (CONFIG refused)";
+        SL_INFO("redis %s refuses CONFIG: its persistence is unknown; make sure it keeps its "
+                "data over a restart",
+                r->where);
+    } else {
+        SL_INFO("redis %s persists its data (append-only file or RDB snapshots)", r->where);
+    }
+    sl_metrics_note_set(r->metrics, "redis", note);
 }

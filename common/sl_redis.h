@@ -40,6 +40,7 @@
 
 #include "sl_conf.h"
 #include "sl_err.h"
+#include "sl_metrics.h"
 
 #define SL_REDIS_DEFAULT_URL "redis://127.0.0.1:6379/0"
 /* Longest URL accepted, and longest user name or password (after percent-decoding). */
@@ -167,5 +168,30 @@ int sl_redis_ledger_mark(sl_redis_t *r, const char *key, long long ttl_ms, struc
     __attribute__((warn_unused_result));
 int sl_redis_ledger_seen(sl_redis_t *r, const char *key, bool *seen, struct sl_err *err)
     __attribute__((warn_unused_result));
+
+/* ---- persistence ---- */
+
+/* Whether the server keeps its data over a restart, as it reports it (CONFIG GET appendonly,
+ * CONFIG GET save). Dedup claims and the delivery ledger live only in Redis: without
+ * persistence a Redis restart forgets them (README, "When Redis loses its data"). */
+enum sl_redis_persist {
+    SL_REDIS_PERSIST_UNKNOWN = -1, /* not asked yet, or CONFIG refused (managed Redis, ACL) */
+    SL_REDIS_PERSIST_NONE = 0,     /* appendonly no and save "" */
+    SL_REDIS_PERSIST_ON = 1,       /* an append-only file or RDB snapshots */
+};
+
+/* Asks the server. A refused CONFIG (an error reply: renamed or disabled command, ACL) is not
+ * an error: *out is UNKNOWN. -1 with *err (retriable) only when Redis cannot be reached. */
+int sl_redis_persistence(sl_redis_t *r, enum sl_redis_persist *out, struct sl_err *err)
+    __attribute__((warn_unused_result));
+
+/* Reports the persistence of r's server from the process that owns r: registers the gauge
+ * sluice_redis_persistence (1 on, 0 none, -1 unknown; -1 until known) in `m`, then checks at
+ * once when Redis answers. Call once, at start-up (`m` must outlive r). */
+void sl_redis_persistence_watch(sl_redis_t *r, sl_metrics_t *m);
+/* Checks once, if not done yet (cheap afterwards: call it after any call that reached Redis):
+ * sets the gauge, logs a warning when there is no persistence (info otherwise), and sets the
+ * readiness note "redis" of the registry (shown in /readyz, which stays ready). */
+void sl_redis_persistence_check(sl_redis_t *r);
 
 #endif

@@ -126,7 +126,7 @@ struct sl_stage_env {
 enum sl_stage_kind { SL_STAGE_KAFKA = 0, SL_STAGE_SINK };
 
 struct sl_stage {
-    const char *name; /* component, consumer group "sluice-<name>", audit stage */
+    const char *name; /* component, consumer group "<topic_prefix><name>", audit stage */
     enum sl_stage_kind kind;
     const char *description; /* one line for --help */
     const char *input;       /* topic consumed, without prefix, e.g. SL_TOPIC_INGRESS */

@@ -226,6 +226,60 @@ void sl_testenv_produce_typed(const char *topic, const char *id, const char *typ
     sl_producer_destroy(p);
 }
 
+int sl_testenv_run(const char *cmd, char *out, size_t size)
+{
+    FILE *p = popen(cmd, "r");
+    SL_REQUIRE(p);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void on_ingress_report(void *opaque, int32_t partition, int64_t offset,
+                              const struct sl_err *err)
+{
+    (void)partition;
+    (void)offset;
+    *(int *)opaque += err ? 1000000 : 1;
+}
+
+void sl_testenv_produce_ingress(const char *topic, const char *source, const char *id_prefix,
+                                const char *idem_prefix, int from, int to)
+{
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    char id[128], idem[128], key[32], data[64];
+    int acked = 0;
+    sl_testenv_kafka(&s);
+    sl_producer_t *p = sl_producer_new(&s, "test-ingress-producer", on_ingress_report, &err);
+    SL_REQUIRE(p);
+    for (int i = from; i < to; i++) {
+        struct sl_ce ce;
+        snprintf(id, sizeof(id), "%s%03d", id_prefix, i);
+        snprintf(idem, sizeof(idem), "%s%03d", idem_prefix, i);
+        snprintf(key, sizeof(key), "cus_%d", i % 7);
+        snprintf(data, sizeof(data), "{\"n\":%d}", i);
+        sl_ce_init(&ce);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(12);
+        SL_REQUIRE(sl_ce_set(&ce, "specversion", "1.0", &err) == 0 &&
+                   sl_ce_set(&ce, "id", id, &err) == 0 &&
+                   sl_ce_set(&ce, "source", source, &err) == 0 &&
+                   sl_ce_set(&ce, "type", "order.paid", &err) == 0 &&
+                   sl_ce_set(&ce, "datacontenttype", "application/json", &err) == 0 &&
+                   sl_ce_set(&ce, SL_CE_PARTITION_KEY, key, &err) == 0 &&
+                   sl_ce_set(&ce, SL_CE_IDEMPOTENCY_KEY, idem, &err) == 0 &&
+                   sl_ce_set(&ce, SL_CE_SOURCE_NAME, source, &err) == 0 &&
+                   sl_ce_to_headers(&ce, hdrs, &err) == 0);
+        sl_ce_free(&ce);
+        SL_REQUIRE(sl_producer_send(p, topic, key, strlen(key), data, strlen(data), hdrs, &acked,
+                                    &err) == 0);
+    }
+    SL_REQUIRE(sl_producer_flush(p, 90000, &err) == 0);
+    sl_producer_destroy(p);
+    SL_CHECK_INT(acked, to - from);
+}
+
 struct http_body {
     char *buf;
     size_t size, len;

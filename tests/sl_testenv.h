@@ -64,6 +64,16 @@ void sl_testenv_produce_event(const char *topic, const char *id, const char *key
 void sl_testenv_produce_typed(const char *topic, const char *id, const char *type, const char *key,
                               const char *value);
 
+/* Events [from, to) into `topic` as sluice-ingress writes them: source `source` (also the
+ * sluice source name), id "<id_prefix><NNN>", idempotency key "<idem_prefix><NNN>", type
+ * order.paid, partition key "cus_<n % 7>", data {"n":<n>}; waits for the acks. */
+void sl_testenv_produce_ingress(const char *topic, const char *source, const char *id_prefix,
+                                const char *idem_prefix, int from, int to);
+
+/* Runs the shell command `cmd`; its output (bounded) into out. Returns its exit status, -1
+ * when it did not exit. */
+int sl_testenv_run(const char *cmd, char *out, size_t size);
+
 /* A TCP port that was free a moment ago on 127.0.0.1 (for a child's listener). */
 int sl_testenv_free_port(void);
 

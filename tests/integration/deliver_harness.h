@@ -2,7 +2,7 @@
  * deliver_harness: what the sluice-deliver integration, fault and benchmark runs share. A
  * scenario is a fresh topic prefix on the test broker, the destination simulator (destsim)
  * as the system outside, a pipeline file with one destination pointing at it (a fresh name,
- * "sink-<random>", so that its consumer group sluice-deliver-<name> is the scenario's own),
+ * "sink-<random>"; its consumer group <prefix>deliver.<name> is the scenario's own anyway),
  * and one or more sluice-deliver processes on that file; events are produced to
  * <prefix>deliver.<name> and what came out is read from destsim's counters and from the
  * outcomes, dead-letter and audit topics.

@@ -21,6 +21,7 @@ struct rp {
     char dir[1024];
     char log[1100];
     char url[64];
+    const char *extra[RP_EXTRA_MAX + 1]; /* borrowed, NULL-terminated */
 };
 
 static bool answers(const rp_t *r)
@@ -46,9 +47,16 @@ static void launch(rp_t *r)
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
         if (!freopen(r->log, "a", stdout) || !freopen(r->log, "a", stderr))
             _exit(126);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               r->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-               "--daemonize", "no", (char *)NULL);
+        /* Later options override earlier ones: the extra ones come last. */
+        const char *argv[16 + RP_EXTRA_MAX] = {
+            "redis-server", "--port",      port, "--bind",       "127.0.0.1", "--dir",
+            r->dir,         "--save",      "",   "--appendonly", "yes",       "--appendfsync",
+            "always",       "--daemonize", "no"};
+        size_t n = 15;
+        for (size_t i = 0; r->extra[i]; i++)
+            argv[n++] = r->extra[i];
+        argv[n] = NULL;
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     for (int waited = 0; waited < RP_START_MS && !answers(r); waited += POLL_MS)
@@ -61,6 +69,11 @@ static void launch(rp_t *r)
 }
 
 rp_t *rp_start(const char *name)
+{
+    return rp_start_with(name, NULL);
+}
+
+rp_t *rp_start_with(const char *name, const char *const *extra)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0)
         sl_test_skip("redis-server is not installed (deploy/local/install-deps.sh)");
@@ -75,6 +88,10 @@ rp_t *rp_start(const char *name)
     snprintf(r->log, sizeof(r->log), "%s/redis.log", r->dir);
     r->port = sl_testenv_free_port();
     snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
+    for (size_t i = 0; extra && extra[i]; i++) {
+        SL_REQUIRE(i < RP_EXTRA_MAX);
+        r->extra[i] = extra[i];
+    }
     launch(r);
     return r;
 }

@@ -17,12 +17,16 @@
 #ifndef REDIS_PRIVATE_H
 #define REDIS_PRIVATE_H
 
-#define RP_START_MS 10000 /* until the server answers PING */
+#define RP_START_MS  10000 /* until the server answers PING */
+#define RP_EXTRA_MAX 8     /* extra redis-server options */
 
 typedef struct rp rp_t;
 
 /* Starts the server; `name` tags its directory. The caller owns the handle (rp_destroy). */
 rp_t *rp_start(const char *name);
+/* The same with `extra` redis-server options (NULL-terminated, borrowed: they must outlive
+ * r), after the defaults so that they override them, e.g. {"--appendonly", "no", NULL}. */
+rp_t *rp_start_with(const char *name, const char *const *extra);
 /* "redis://127.0.0.1:<port>/0", owned by r. */
 const char *rp_url(const rp_t *r);
 /* SIGKILL and reap; no-op when it is not running. */

@@ -25,8 +25,8 @@ for i in $(seq 1 10); do printf 'key-%d:{"n":%d}\n' "$i" "$i"; done |
 [ "$(total_lag validate)" = 10 ] || fail "lag before: $(total_lag validate), expected 10"
 "$ctl" --config "$work/pipeline.yaml" lag > "$work/table" || fail "lag table"
 grep -q "^STAGE .* LAG$" "$work/table" || fail "table header"
-grep -q "^validate .*sluice-validate .*${prefix}ingress" "$work/table" || fail "validate rows"
-grep -q "^deliver .*sluice-deliver-sink .*${prefix}deliver.sink" "$work/table" || fail "deliver rows"
+grep -q "^validate .*${prefix}validate .*${prefix}ingress" "$work/table" || fail "validate rows"
+grep -q "^deliver .*${prefix}deliver.sink .*${prefix}deliver.sink" "$work/table" || fail "deliver rows"
 
 SLUICE_PASSTHROUGH_AS=validate "$bin/sluice-passthrough" --config "$work/pipeline.yaml" \
     --admin-listen 127.0.0.1:0 > "$work/stage.log" 2>&1 &

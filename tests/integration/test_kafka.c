@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sl_cloudevent.h"
+#include "sl_group.h"
 #include "sl_kafka.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
@@ -127,6 +128,106 @@ SL_TEST(create_topics_twice_is_idempotent)
     bad.name = c;
     SL_CHECK_INT(sl_kafka_create_topics(&s, &bad, 1, 30000, &created, &err), -1);
     SL_CHECK_CONTAINS(err.msg, c);
+}
+
+/* A consumer of `group` that has not joined it (OffsetFetch and OffsetCommit only). */
+static rd_kafka_t *group_client(const char *group)
+{
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    char errstr[256];
+    sl_testenv_kafka(&s);
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(&s, "test-group", &err);
+    SL_REQUIRE(conf && sl_kafka_conf_set(conf, "group.id", group, &err) == 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    SL_REQUIRE(rk);
+    return rk;
+}
+
+/* The committed offsets of `group` on partitions 0..2 of `topic` (-1001: none). */
+static void group_offsets(const char *group, const char *topic, int64_t out[3])
+{
+    rd_kafka_t *rk = group_client(group);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
+    for (int i = 0; i < 3; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, i);
+    SL_REQUIRE(rd_kafka_committed(rk, parts, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int i = 0; i < 3; i++)
+        out[i] = parts->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+}
+
+static void group_commit(const char *group, const char *topic, const int64_t offsets[3])
+{
+    rd_kafka_t *rk = group_client(group);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
+    for (int i = 0; i < 3; i++)
+        if (offsets[i] >= 0)
+            rd_kafka_topic_partition_list_add(parts, topic, i)->offset = offsets[i];
+    SL_REQUIRE(rd_kafka_commit(rk, parts, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+}
+
+/* The first start after groups were named after the pipeline resumes where the old group
+ * stopped; later starts keep the new group's own offsets; a new pipeline adopts nothing. */
+SL_TEST(group_adopts_the_legacy_groups_offsets_once)
+{
+    struct sl_kafka_settings s;
+    struct sl_err err;
+    char topic[128], other[128], group[128], legacy[128], fresh[128];
+    sl_testenv_kafka(&s);
+    sl_testenv_unique("sluice-test.adopt", topic, sizeof(topic));
+    sl_testenv_unique("sluice-test.adopt-other", other, sizeof(other));
+    sl_testenv_unique("sluice-test.adopt-group", group, sizeof(group));
+    sl_testenv_unique("sluice-test.adopt-legacy", legacy, sizeof(legacy));
+    sl_testenv_unique("sluice-test.adopt-fresh", fresh, sizeof(fresh));
+    sl_testenv_create_topic(topic, 3);
+    sl_testenv_create_topic(other, 3);
+    for (int i = 0; i < 5; i++)
+        sl_testenv_produce_event(topic, "adopt", i % 2 ? "a" : "b", "{}");
+    /* The old group (shared by two pipelines) read 2 and 3 records of this topic, 1 of
+     * another pipeline's. */
+    const int64_t old[3] = {2, 3, -1}, others[3] = {1, -1, -1};
+    group_commit(legacy, topic, old);
+    group_commit(legacy, other, others);
+
+    rd_kafka_t *rk = group_client(group);
+    SL_CHECK_INT(sl_group_adopt(rk, group, legacy, topic, &err), 0);
+    int64_t got[3];
+    group_offsets(group, topic, got);
+    SL_CHECK_INT(got[0], 2);
+    SL_CHECK_INT(got[1], 3);
+    SL_CHECK_INT(got[2], RD_KAFKA_OFFSET_INVALID);
+    group_offsets(group, other, got); /* another pipeline's positions stay its own */
+    SL_CHECK_INT(got[0], RD_KAFKA_OFFSET_INVALID);
+
+    /* Once the group has its own offsets, the old group's are no longer read. */
+    const int64_t moved[3] = {4, 5, 1}, older[3] = {0, 0, 0};
+    group_commit(group, topic, moved);
+    group_commit(legacy, topic, older);
+    SL_CHECK_INT(sl_group_adopt(rk, group, legacy, topic, &err), 0);
+    group_offsets(group, topic, got);
+    SL_CHECK_INT(got[0], 4);
+    SL_CHECK_INT(got[1], 5);
+    SL_CHECK_INT(got[2], 1);
+    rd_kafka_destroy(rk);
+
+    /* An old group that never read the topic: nothing to adopt, nothing committed. */
+    char unknown[128];
+    sl_testenv_unique("sluice-test.adopt-none", unknown, sizeof(unknown));
+    rk = group_client(fresh);
+    SL_CHECK_INT(sl_group_adopt(rk, fresh, unknown, topic, &err), 0);
+    rd_kafka_destroy(rk);
+    group_offsets(fresh, topic, got);
+    SL_CHECK_INT(got[0], RD_KAFKA_OFFSET_INVALID);
+
+    char name[64];
+    s.topic_prefix = "sluice.";
+    SL_CHECK_INT(sl_group_id(&s, "validate", name, sizeof(name), &err), 0);
+    SL_CHECK_STR(name, "sluice.validate");
+    SL_CHECK_INT(sl_group_id(&s, "validate", name, 8, &err), -1);
 }
 
 SL_TEST(produce_with_broker_stopped_fails_within_deadline_then_recovers)

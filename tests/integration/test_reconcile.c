@@ -198,12 +198,7 @@ static int run_bin(const char *bin, const char *args, char *out, size_t size)
     char cmd[8192];
     snprintf(cmd, sizeof(cmd), "%s/bin/%s %s 2>%s/tests/" ERR_FILE, sl_test_binary_dir(), bin, args,
              sl_test_binary_dir());
-    FILE *p = popen(cmd, "r");
-    SL_REQUIRE(p);
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return sl_testenv_run(cmd, out, size);
 }
 
 static int sluicectl(const char *args, char *out, size_t size)

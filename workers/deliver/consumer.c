@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "offsets.h"
+#include "sl_group.h"
 #include "sl_log.h"
 
 #define COMMIT_SYNC_NOTE "(synchronous)"
@@ -23,7 +24,8 @@ struct dlv_part {
 struct dlv_consumer {
     struct dlv_consumer_opts o;
     char topic[SL_TOPIC_NAME_MAX];
-    char group[SL_TOPIC_NAME_MAX + 32];
+    char group[SL_GROUP_ID_MAX];
+    char legacy_group[SL_GROUP_ID_MAX]; /* before groups were named after the pipeline */
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
     dlv_part_t *parts[DLV_PARTITIONS_MAX];
@@ -268,7 +270,7 @@ dlv_consumer_t *dlv_consumer_new(const struct dlv_consumer_opts *o, struct sl_er
 {
     dlv_consumer_t *c = calloc(1, sizeof(*c));
     rd_kafka_conf_t *conf = NULL;
-    char errstr[512], client_id[SL_TOPIC_NAME_MAX + 64];
+    char errstr[512], client_id[SL_GROUP_ID_MAX + 16];
     if (!c) {
         sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         return NULL;
@@ -280,7 +282,9 @@ dlv_consumer_t *dlv_consumer_new(const struct dlv_consumer_opts *o, struct sl_er
         sl_err_set(err, SL_ERR_CONFIG, "topic name for destination %s is too long", o->destination);
         goto fail;
     }
-    snprintf(c->group, sizeof(c->group), "sluice-deliver-%s", o->destination);
+    if (sl_group_id(o->kafka, suffix, c->group, sizeof(c->group), err) != 0)
+        goto fail;
+    snprintf(c->legacy_group, sizeof(c->legacy_group), "sluice-deliver-%s", o->destination);
     snprintf(client_id, sizeof(client_id), "%s-consumer", c->group);
     if (!(conf = sl_kafka_conf_new(o->kafka, client_id, err)))
         goto fail;
@@ -333,6 +337,8 @@ fail:
 
 int dlv_consumer_subscribe(dlv_consumer_t *c, struct sl_err *err)
 {
+    if (sl_group_adopt(c->rk, c->group, c->legacy_group, c->topic, err) != 0)
+        return -1;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t rc = rd_kafka_subscribe(c->rk, topics);

@@ -1,7 +1,8 @@
 /*
  * consumer: one destination's Kafka consumer, at-least-once with offsets committed by hand.
  *
- *   group sluice-deliver-<destination> (each destination scales and lags on its own),
+ *   group <prefix>deliver.<destination> (each destination scales and lags on its own; each
+ *   pipeline has its own, sl_group.h, adopting sluice-deliver-<destination>'s offsets once),
  *   topic <prefix>deliver.<destination>, read_committed, cooperative-sticky assignment,
  *   enable.auto.commit=false, enable.auto.offset.store=false, static membership with an
  *   instance id (a restarted replica takes its partitions back at once).
@@ -69,6 +70,8 @@ struct dlv_consumer_opts {
 /* Borrows everything in opts (they must outlive the consumer). */
 dlv_consumer_t *dlv_consumer_new(const struct dlv_consumer_opts *opts, struct sl_err *err)
     __attribute__((warn_unused_result));
+/* Takes over the pre-pipeline group's offsets on a first start (sl_group_adopt), then
+ * subscribes. */
 int dlv_consumer_subscribe(dlv_consumer_t *c, struct sl_err *err);
 /* Serves rebalances, statistics and commit results, and hands up to `max` records to the
  * record hook; when `accept` is false (the engine is full) records are put back and their

@@ -289,6 +289,7 @@ static void redis_failed(dlv_engine_t *e, const struct sl_err *err)
 
 static void redis_worked(dlv_engine_t *e)
 {
+    sl_redis_persistence_check(e->redis); /* once: when Redis was down at start-up */
     if (!e->redis_backoff)
         return;
     SL_INFO("redis answers again");
@@ -1414,7 +1415,7 @@ int dlv_engine_run(dlv_engine_t *e, struct sl_err *err)
 {
     for (size_t i = 0; i < e->n_dests; i++)
         if (dlv_consumer_subscribe(e->dests[i].consumer, err) != 0)
-            return -1;
+            return sl_signal_stopping() ? 0 : -1;
     set_not_ready(e, NULL);
     bool more = false;
     for (;;) {
@@ -1668,6 +1669,7 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
     if (sl_redis_settings(o->conf, &url, &redis_timeout, err) != 0 ||
         !(e->redis = sl_redis_new(url, redis_timeout, err)))
         goto fail;
+    sl_redis_persistence_watch(e->redis, o->metrics);
     if (!(e->producer = sl_producer_new(o->kafka, "sluice-deliver", on_report, err)))
         goto fail;
     rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(sl_producer_handle(e->producer));

@@ -204,6 +204,7 @@ static int validate_init(void **ctx, const struct sl_stage_env *env, struct sl_e
     if (sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
         !(v->redis = sl_redis_new(url, timeout_ms, err)))
         goto fail;
+    sl_redis_persistence_watch(v->redis, env->metrics);
     v->m_events = sl_metrics_counter(
         env->metrics, "sluice_validate_events_total",
         "Events by source, schemas entry that applied (\"*\", \"_none\") and final result.",
@@ -418,6 +419,8 @@ static enum sl_verdict dedup(struct validate *v, const struct source *s, const s
         return SL_RETRY;
     }
     int rc = sl_redis_dedup_claim(v->redis, key, value, v->window_ms, &claim, &err);
+    if (rc == 0)
+        sl_redis_persistence_check(v->redis); /* once: when Redis was down at start-up */
     if (rc == 0 && claim == SL_REDIS_CLAIM_DUPLICATE)
         rc = read_holder(v, key, holder, sizeof(holder), &found, &err);
     return dedup_verdict(rc, &err, claim, found ? holder : NULL, in, out);
