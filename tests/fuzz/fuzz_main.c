@@ -1,7 +1,7 @@
 /*
  * The driver of a harness built without libFuzzer (gcc, or clang without SLUICE_FUZZ): runs
  * LLVMFuzzerTestOneInput once over every file named on the command line and every regular file
- * of every directory named (sorted, not recursive), as libFuzzer's `-runs=0 DIR...` does, so
+ * of every directory named (in name order, not recursive), as libFuzzer's `-runs=0 DIR...` does, so
  * ctest runs the same command in both kinds of build tree. Arguments starting with '-' are
  * libFuzzer flags and are ignored. Exits 1 when a path cannot be read or nothing was run.
  */
@@ -42,44 +42,31 @@ static int run_file(const char *path)
     return rc;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* The regular files of `path`, in name order. */
 static int run_dir(const char *path, size_t *count)
 {
     struct dirent **names = NULL;
-    int n = scandir(path, &names, NULL, NULL);
+    int n = scandir(path, &names, NULL, alphasort);
     if (n < 0) {
         fprintf(stderr, "fuzz_main: %s: cannot list\n", path);
         return -1;
     }
-    char **files = calloc((size_t)n + 1, sizeof(*files));
-    size_t nf = 0;
-    int rc = files ? 0 : -1;
+    int rc = 0;
     for (int i = 0; i < n; i++) {
         char full[4096];
         struct stat st;
-        if (rc == 0 &&
-            snprintf(full, sizeof(full), "%s/%s", path, names[i]->d_name) < (int)sizeof(full) &&
-            stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
-            files[nf] = strdup(full);
-            rc = files[nf] ? 0 : -1;
-            nf += files[nf] != NULL;
+        int len = snprintf(full, sizeof(full), "%s/%s", path, names[i]->d_name);
+        if (rc == 0 && (len < 0 || (size_t)len >= sizeof(full))) {
+            fprintf(stderr, "fuzz_main: %s/%s: path too long\n", path, names[i]->d_name);
+            rc = -1;
+        }
+        if (rc == 0 && stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+            rc = run_file(full);
+            *count += rc == 0;
         }
         free(names[i]);
     }
     free(names);
-    if (files)
-        qsort(files, nf, sizeof(*files), name_cmp);
-    for (size_t i = 0; i < nf; i++) {
-        if (rc == 0 && run_file(files[i]) != 0)
-            rc = -1;
-        *count += rc == 0;
-        free(files[i]);
-    }
-    free(files);
     return rc;
 }
 

@@ -51,8 +51,9 @@ for h in "${harnesses[@]}"; do
     # -timeout: one input running longer is a hang; -rss_limit_mb bounds a runaway allocation.
     if ! "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048 \
         -artifact_prefix="$work/$h-" "${inputs[@]}" > "$log" 2>&1; then
-        result="FOUND: $(grep -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+|fuzz: .*|runtime error: .*' "$log" ||
-            echo see log) ($log)"
+        why=$(grep -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+|fuzz: .*|runtime error: .*' "$log" ||
+            echo "see the log")
+        result="FOUND: $why ($log)"
         failed=1
     fi
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
