@@ -7,7 +7,10 @@
 #      with AddressSanitizer + UndefinedBehaviorSanitizer),
 #   5. runs ctest (labels unit, integration, e2e, fault) in both. Integration tests start a
 #      private Kafka broker per build tree (ports 19092/19093, or SLUICE_TEST_KAFKA_PORT and the
-#      next one) and stop it afterwards.
+#      next one) and stop it afterwards. The unit run includes the fuzz label: every committed
+#      fuzz corpus and regression input through its harness.
+#   6. fuzzes every harness of tests/fuzz for a few seconds (build-fuzz/, clang with libFuzzer;
+#      SLUICE_FUZZ_SECONDS each, default 5), when clang is installed.
 # Exits non-zero when anything fails. Usage: tests/run.sh [ctest arguments...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -43,4 +46,10 @@ for dir in build build-asan; do
     say "ctest in $dir"
     ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault' "$@"
 done
+if command -v clang > /dev/null; then
+    say "fuzzing each harness for ${SLUICE_FUZZ_SECONDS:-5} s (build-fuzz/)"
+    tests/fuzz/run.sh "${SLUICE_FUZZ_SECONDS:-5}"
+else
+    say "clang is not installed: no fuzzing (the fuzz inputs ran in ctest)"
+fi
 say "all tests passed in $(($(date +%s) - start)) s"

@@ -25,6 +25,9 @@ PACKAGES=(
     kcat redis-server postgresql openjdk-17-jre-headless maven curl
     # tests: tests/unit/deploy_files.sh parses the deployment files' YAML
     python3-yaml
+    # tests/fuzz: clang (14 on Debian 12) and its runtime, which holds libFuzzer and the
+    # sanitizers' clang runtimes
+    clang libclang-rt-dev
 )
 
 check_only=0

@@ -103,6 +103,9 @@ SL_TEST(retry_after_http_dates)
                                     "far longer than any date could be",
                                     at, &d),
                  -1);
+    /* A year that curl reads but no millisecond count holds (found by tests/fuzz): the cap. */
+    SL_CHECK_INT(dlv_retry_after_ms("Nov498999999:T4", at, &d), 0);
+    SL_CHECK_INT(d, DLV_RETRY_AFTER_MAX_S * 1000);
 }
 
 SL_TEST(honours_retry_after_on_429_and_503_only)

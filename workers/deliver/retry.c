@@ -62,7 +62,14 @@ int dlv_retry_after_ms(const char *value, long long now_unix_ms, long long *dela
     time_t at = curl_getdate(date, NULL);
     if (at == (time_t)-1)
         return -1;
-    long long ms = (long long)at * 1000 - now_unix_ms;
+    /* Clamped in seconds first: curl_getdate reads years far outside any sensible range
+     * ("Nov498999999:T4" is a date to it), and such a time in milliseconds overflows. */
+    long long now_s = now_unix_ms / 1000, s = (long long)at;
+    if (s < now_s - 1)
+        s = now_s - 1;
+    if (s > now_s + DLV_RETRY_AFTER_MAX_S + 1)
+        s = now_s + DLV_RETRY_AFTER_MAX_S + 1;
+    long long ms = s * 1000 - now_unix_ms;
     if (ms < 0)
         ms = 0;
     if (ms > DLV_RETRY_AFTER_MAX_S * 1000)
