@@ -136,9 +136,12 @@ enum sl_redis_claim {
  *   DUPLICATE: `key` is held by another event id: the sender retried the same business event
  *         (a provider's webhook retry). Record it as a duplicate; do not forward it.
  * `key` names the business event (source + idempotency key); `event_id` is the id that
- * ingress assigned to this delivery of it (ce_id). 0 < ttl_ms <= SL_REDIS_TTL_MAX_MS. */
-int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *event_id, long long ttl_ms,
-                         enum sl_redis_claim *result, struct sl_err *err)
+ * ingress assigned to this delivery of it (ce_id). 0 < ttl_ms <= SL_REDIS_TTL_MAX_MS.
+ * `old_key` (NULL: none) is the same event's key in an earlier key format, read only, for the
+ * window after a change of format: when it exists, its value decides (SAME when it holds
+ * event_id, else DUPLICATE) and nothing is claimed; when it does not, `key` is claimed. */
+int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *old_key, const char *event_id,
+                         long long ttl_ms, enum sl_redis_claim *result, struct sl_err *err)
     __attribute__((warn_unused_result));
 
 /* Token bucket shared by every holder of `key` (all replicas), on the Redis server's clock:
