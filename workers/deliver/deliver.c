@@ -110,8 +110,9 @@ struct event {
     int64_t offset;
     struct sl_ce ce;
     bool ce_ok;
-    char *idem_key;   /* "<event id>:<destination>" */
-    char *ledger_key; /* "<deliver topic>:ledger:<event id>" */
+    char *idem_key;   /* "<scoped id>:<destination>" (sl_ce_scoped_id of the event id) */
+    char *ledger_key; /* "<deliver topic>:ledger:<scoped id>": checked and marked */
+    char *ledger_old; /* "<deliver topic>:ledger:<event id>": checked only (deliver.h, Upgrade) */
     void *payload;
     size_t len;
     char *url;  /* rendered from the URL template; NULL: the configured URL */
@@ -428,6 +429,7 @@ static void free_event(struct event *ev)
         rd_kafka_headers_destroy(ev->hdrs);
     free(ev->idem_key);
     free(ev->ledger_key);
+    free(ev->ledger_old);
     free(ev->payload);
     free(ev->url);
     free(ev->body);
@@ -626,9 +628,14 @@ static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *
         return;
     }
     const char *id = sl_ce_get(&ev->ce, "id");
-    if (asprintf(&ev->idem_key, "%s:%s", id, d->conf.name) < 0 ||
-        asprintf(&ev->ledger_key, "%s:ledger:%s", dlv_consumer_topic(d->consumer), id) < 0) {
-        ev->idem_key = ev->ledger_key = NULL;
+    const char *topic = dlv_consumer_topic(d->consumer);
+    char scoped[SL_CE_SCOPED_ID_LEN + 1];
+    if (sl_ce_scoped_id(&ev->ce, id, scoped) != 0 ||
+        asprintf(&ev->idem_key, "%s:%s", scoped, d->conf.name) < 0 ||
+        asprintf(&ev->ledger_key, "%s:ledger:%s", topic, scoped) < 0 ||
+        asprintf(&ev->ledger_old, "%s:ledger:%s", topic, id) < 0) {
+        /* asprintf leaves its pointer undefined on failure: none of them may be freed. */
+        ev->idem_key = ev->ledger_key = ev->ledger_old = NULL;
         fail(e, "out of memory taking a record");
         ev->dropped = true;
         maybe_finish(ev);
@@ -727,7 +734,10 @@ static void after_ledger(struct event *ev, bool seen)
 }
 
 /* One round trip for up to DLV_REDIS_BATCH events of `list`: EXISTS (check) or SET PX
- * (mark). Returns how many were done; on a failure none are (they stay for the next turn). */
+ * (mark). Returns how many were done; on a failure none are (they stay for the next turn).
+ * The check asks for the scoped key and the key of earlier versions at once (EXISTS counts
+ * both), so an event delivered before the upgrade is not sent again; the mark writes the
+ * scoped key only (deliver.h, Upgrade). */
 static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
 {
     struct sl_redis_command cmds[DLV_REDIS_BATCH];
@@ -746,8 +756,8 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
             argv[n][3] = "PX", argv[n][4] = ttl[n];
             cmds[n] = (struct sl_redis_command){5, argv[n], NULL};
         } else {
-            argv[n][0] = "EXISTS", argv[n][1] = ev->ledger_key;
-            cmds[n] = (struct sl_redis_command){2, argv[n], NULL};
+            argv[n][0] = "EXISTS", argv[n][1] = ev->ledger_key, argv[n][2] = ev->ledger_old;
+            cmds[n] = (struct sl_redis_command){3, argv[n], NULL};
         }
     }
     if (n == 0)
@@ -1042,13 +1052,12 @@ static struct curl_slist *request_headers(struct event *ev, const char *credenti
         char sig[DLV_SIGN_HEADER_MAX], ts[24];
         long long t = wall_ms() / 1000;
         snprintf(ts, sizeof(ts), "%lld", t);
-        if (dlv_signer_sign(d->signer, now, sl_ce_get(&ev->ce, "id"), t,
-                            ev->body ? ev->body : ev->payload, ev->body ? ev->body_len : ev->len,
-                            sig, sizeof(sig), err) != 0) {
+        if (dlv_signer_sign(d->signer, now, ev->idem_key, t, ev->body ? ev->body : ev->payload,
+                            ev->body ? ev->body_len : ev->len, sig, sizeof(sig), err) != 0) {
             curl_slist_free_all(l);
             return NULL;
         }
-        l = add_header(l, &ok, "webhook-id", sl_ce_get(&ev->ce, "id"));
+        l = add_header(l, &ok, "webhook-id", ev->idem_key);
         l = add_header(l, &ok, "webhook-timestamp", ts);
         l = add_header(l, &ok, "webhook-signature", sig);
     }
