@@ -11,6 +11,12 @@
  *                 is used without asking the API. Misses and errors are never cached, so a
  *                 resource created later is found on the next event.
  *
+ *                 A URL whose path has a "." or ".." segment (also written %2E) is refused
+ *                 (LOOKUP_FAILED, never requested): a server would resolve it, and a value
+ *                 such as ".." in `"https://api/customers/" + .data.id` would reach another
+ *                 path with the lookup's headers. libcurl sends paths as written
+ *                 (CURLOPT_PATH_AS_IS). Encode values with jq's @uri.
+ *
  * Expressions see the event as the mapping does, with `.lookups` holding the results of the
  * rule's earlier lookups (so a Redis lookup can find the id an HTTP lookup then fetches). A
  * key, field or URL must be a string or a number; null means there is nothing to look up, which
