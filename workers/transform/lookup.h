@@ -15,7 +15,7 @@
  *                 (LOOKUP_FAILED, never requested): a server would resolve it, and a value
  *                 such as ".." in `"https://api/customers/" + .data.id` would reach another
  *                 path with the lookup's headers. libcurl sends paths as written
- *                 (CURLOPT_PATH_AS_IS). Encode values with jq's @uri.
+ *                 (CURLOPT_PATH_AS_IS). jq's @uri keeps dots: it does not avoid this.
  *
  * Expressions see the event as the mapping does, with `.lookups` holding the results of the
  * rule's earlier lookups (so a Redis lookup can find the id an HTTP lookup then fetches). A
