@@ -217,6 +217,27 @@ int sl_redis_settings(const sl_conf_t *conf, const char **url, int *timeout_ms, 
     return -1;
 }
 
+int sl_redis_key_prefix(const sl_conf_t *conf, const char *topic_prefix, const char **prefix,
+                        struct sl_err *err)
+{
+    const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "redis");
+    if (sl_conf_str(conf, sec, "key_prefix", topic_prefix, prefix, err) != 0)
+        return -1;
+    size_t n = *prefix ? strlen(*prefix) : 0;
+    if (n >= 1 && n <= SL_REDIS_KEY_PREFIX_MAX && all_in(*prefix, n, "._-", true))
+        return 0;
+#define KEY_PREFIX_RULE "must be 1 to %d letters, digits, '.', '_' or '-'"
+    const sl_conf_node_t *node = sl_conf_get(sec, "key_prefix");
+    if (node)
+        return sl_conf_error(conf, node, err, "redis key_prefix " KEY_PREFIX_RULE,
+                             SL_REDIS_KEY_PREFIX_MAX);
+    return sl_err_set(
+        err, SL_ERR_CONFIG,
+        "the redis key prefix (kafka.topic_prefix; set redis.key_prefix) " KEY_PREFIX_RULE,
+        SL_REDIS_KEY_PREFIX_MAX);
+#undef KEY_PREFIX_RULE
+}
+
 /* ---- connection ---- */
 
 static void drop(sl_redis_t *r)

@@ -62,6 +62,19 @@ typedef struct sl_redis_script sl_redis_script_t;
  * be NULL (defaults only). *url is borrowed from `conf` or the environment. */
 int sl_redis_settings(const sl_conf_t *conf, const char **url, int *timeout_ms, struct sl_err *err);
 
+/* Longest key prefix (redis.key_prefix). */
+#define SL_REDIS_KEY_PREFIX_MAX 128
+
+/* The prefix of every key sluice keeps in Redis (dedup claims, the delivery ledger, rate-limit
+ * buckets, holds, the lookup cache): the `redis` section's `key_prefix`, else `topic_prefix`
+ * (the pipeline's kafka.topic_prefix), so that pipelines sharing a Redis never meet. Set it
+ * when two pipelines with one topic prefix (on two Kafka clusters) share a Redis. 1 to
+ * SL_REDIS_KEY_PREFIX_MAX letters, digits, '.', '_' and '-': no ':', which separates what
+ * follows, so no two prefixes make one key. *prefix is borrowed from `conf` or topic_prefix.
+ * A bad one fails naming the file and line. `conf` may be NULL. */
+int sl_redis_key_prefix(const sl_conf_t *conf, const char *topic_prefix, const char **prefix,
+                        struct sl_err *err) __attribute__((warn_unused_result));
+
 /* A handle for `url`:
  *     redis://[[user]:password@]host[:port][/db]
  * host is a name, an IPv4 address or a bracketed IPv6 address; port defaults to 6379 and db

@@ -557,6 +557,52 @@ SL_TEST(event_in_the_old_format_ledger_is_not_sent_again)
     dh_destroy(h);
 }
 
+/* The pipeline's Redis keys (ledger, rate-limit bucket) live under redis.key_prefix when it is
+ * set, and nothing under the topic prefix: two pipelines with one topic prefix on one Redis.
+ * (The bucket key lives for its refill time, 100 s here.) */
+SL_TEST(redis_keys_live_under_the_key_prefix)
+{
+    char kp[96];
+    unique_id("kp", kp, sizeof(kp) - 1);
+    strncat(kp, ".", sizeof(kp) - strlen(kp) - 1);
+    dh_t *h = dh_new(&(struct dh_opts){.redis_key_prefix = kp,
+                                       .dest_yaml = FAST_RETRY
+                                       "    rate_limit: { per_second: 1, burst: 100 }\n"});
+    dh_start(h, 0, NULL);
+    char id[64], scoped[128], topic[256], base[2][512], key[600];
+    unique_id("kp", id, sizeof(id));
+    dh_produce(h, id, "k", "{}", NULL);
+    dh_flush(h);
+    dh_wait_2xx(h, 1);
+    json_decref(outcomes(h, 1)); /* the ledger is marked before the outcome is written */
+    want_idem(h, NULL, "test", id, scoped, sizeof(scoped));
+    *strchr(scoped, ':') = '\0';
+    snprintf(topic, sizeof(topic), "deliver.%s", dh_dest(h));
+    snprintf(base[0], sizeof(base[0]), "%s%s", kp, topic);
+    dh_topic(h, topic, base[1], sizeof(base[1]));
+    struct sl_err err;
+    const char *url;
+    int timeout_ms;
+    SL_REQUIRE(sl_redis_settings(NULL, &url, &timeout_ms, &err) == 0);
+    sl_redis_t *r = sl_redis_new(url, timeout_ms, &err);
+    SL_REQUIRE(r);
+    for (int i = 0; i < 2; i++) {
+        for (int f = 0; f < 2; f++) {
+            bool seen = false;
+            if (f == 0)
+                snprintf(key, sizeof(key), "%s:ledger:%s", base[i], scoped);
+            else
+                snprintf(key, sizeof(key), "%s:bucket", base[i]);
+            SL_REQUIRE(sl_redis_ledger_seen(r, key, &seen, &err) == 0);
+            if (seen != (i == 0))
+                sl_test_fail(__FILE__, __LINE__, "%s: %s", key, seen ? "present" : "absent");
+        }
+    }
+    sl_redis_destroy(r);
+    SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
+    dh_destroy(h);
+}
+
 /* ---- per-key order ---- */
 
 struct order_state {

@@ -440,6 +440,53 @@ SL_TEST(equal_idempotency_keys_of_two_sources_both_pass)
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
 
+/* Claims live under redis.key_prefix when it is set (two pipelines with one topic prefix on
+ * one Redis): a claim there counts, one under the topic prefix does not. */
+SL_TEST(claims_live_under_the_redis_key_prefix)
+{
+    struct run r;
+    char kp[96], redis[160];
+    sl_testenv_unique("kp", kp, sizeof(kp) - 1);
+    strncat(kp, ".", sizeof(kp) - strlen(kp) - 1);
+    snprintf(redis, sizeof(redis), "redis: { key_prefix: \"%s\" }\n", kp);
+    setup(&r, "validate-keyprefix", redis);
+    struct ev evs[] = {
+        {"k-1", "open", "order.created", "order-1", "order-1", "{}", 0, 0, NULL},
+        {"k-2", "open", "order.created", "order-2", "order-2", "{}", 0, 0, NULL},
+    };
+    produce(r.t.in, evs, sizeof(evs) / sizeof(evs[0]));
+    sl_redis_t *redis_h = shared_redis();
+    const char *prefixes[] = {kp, r.t.prefix};
+    for (int i = 0; i < 2; i++) {
+        struct sl_ce ce;
+        struct sl_err err;
+        char scoped[SL_CE_SCOPED_ID_LEN + 1], key[512];
+        redisReply *reply;
+        ce_of(&evs[i], &ce);
+        SL_REQUIRE(sl_ce_scoped_id(&ce, evs[i].idem, scoped) == 0);
+        sl_ce_free(&ce);
+        snprintf(key, sizeof(key), "%sdedup.v2:open:%s", prefixes[i], scoped);
+        const char *argv[] = {"SET", key, "elsewhere/0/0 first", "PX", "600000"};
+        SL_REQUIRE(sl_redis_cmd(redis_h, &reply, 5, argv, NULL, &err) == 0);
+        freeReplyObject(reply);
+    }
+    sl_redis_destroy(redis_h);
+    pid_t pid = start(&r, "validate-keyprefix");
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c;
+    size_t n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
+    SL_CHECK_INT(n, 2);
+    json_t *a = audit_of(msgs, n, "k-1");
+    SL_CHECK_STR(jstr(a, "outcome"), "duplicate");
+    json_decref(a);
+    a = audit_of(msgs, n, "k-2");
+    SL_CHECK_STR(jstr(a, "outcome"), "passed");
+    SL_CHECK_STR(jstr(a, "detail.dedup"), "first");
+    json_decref(a);
+    sl_testenv_free_records(msgs, n, c);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
 SL_TEST(redis_outage_holds_events_and_loses_none)
 {
     signal(SIGPIPE, SIG_IGN);

@@ -100,6 +100,9 @@ enum ev_state {
 
 struct dest;
 
+/* The longest Redis key base of a destination: the key prefix, "deliver." and its name. */
+#define DEST_KEY_MAX (SL_REDIS_KEY_PREFIX_MAX + SL_TOPIC_NAME_MAX)
+
 struct event {
     struct link all; /* dest.events, in intake order */
     struct link q;   /* engine.ledger, dest.ready or engine.marking */
@@ -111,7 +114,7 @@ struct event {
     struct sl_ce ce;
     bool ce_ok;
     char *idem_key;   /* "<scoped id>:<destination>" (sl_ce_scoped_id of the event id) */
-    char *ledger_key; /* "<deliver topic>:ledger:<scoped id>": checked and marked */
+    char *ledger_key; /* "<key base>:ledger:<scoped id>": checked and marked */
     char *ledger_old; /* "<deliver topic>:ledger:<event id>": checked only (deliver.h, Upgrade) */
     void *payload;
     size_t len;
@@ -148,7 +151,8 @@ struct dest {
     size_t held, n_ready, in_flight, retrying;
     long long token_wait_until, hold_until, hold_checked;
     long long wake_ms; /* when dispatch can move again after a time-based block */
-    char bucket_key[SL_TOPIC_NAME_MAX + 16], hold_key[SL_TOPIC_NAME_MAX + 16];
+    /* "<key prefix>deliver.<name>", then ":bucket", ":hold", ":ledger:<scoped id>" */
+    char key_base[DEST_KEY_MAX], bucket_key[DEST_KEY_MAX + 16], hold_key[DEST_KEY_MAX + 16];
     char auth_ok; /* the last token fetch worked (readiness) */
     dlv_http_req_t *token_req;
     struct dlv_auth_fetch fetch; /* the running token request's parts */
@@ -168,6 +172,7 @@ struct dlv_engine {
     size_t n_dests;
     sl_producer_t *producer;
     sl_redis_t *redis;
+    const char *key_prefix; /* sl_redis_key_prefix, borrowed */
     dlv_http_t *http;
     dlv_timers_t *timers;
     int wake[2];
@@ -632,7 +637,7 @@ static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *
     char scoped[SL_CE_SCOPED_ID_LEN + 1];
     if (sl_ce_scoped_id(&ev->ce, id, scoped) != 0 ||
         asprintf(&ev->idem_key, "%s:%s", scoped, d->conf.name) < 0 ||
-        asprintf(&ev->ledger_key, "%s:ledger:%s", topic, scoped) < 0 ||
+        asprintf(&ev->ledger_key, "%s:ledger:%s", d->key_base, scoped) < 0 ||
         asprintf(&ev->ledger_old, "%s:ledger:%s", topic, id) < 0) {
         /* asprintf leaves its pointer undefined on failure: none of them may be freed. */
         ev->idem_key = ev->ledger_key = ev->ledger_old = NULL;
@@ -1479,8 +1484,9 @@ static int dest_init(dlv_engine_t *e, struct dest *d, const char *name, struct s
     };
     if (!(d->consumer = dlv_consumer_new(&co, err)))
         return -1;
-    snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", dlv_consumer_topic(d->consumer));
-    snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", dlv_consumer_topic(d->consumer));
+    snprintf(d->key_base, sizeof(d->key_base), "%sdeliver.%s", e->key_prefix, name);
+    snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", d->key_base);
+    snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", d->key_base);
 
     sl_metrics_t *m = e->o.metrics;
     const char *const dl[] = {"destination", NULL};
@@ -1562,7 +1568,8 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
     list_init(&e->marking);
     if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng) || e->rng == 0)
         e->rng = (uint64_t)wall_ms() | 1;
-    if (dlv_settings_load(o->conf, &e->settings, err) != 0)
+    if (dlv_settings_load(o->conf, &e->settings, err) != 0 ||
+        sl_redis_key_prefix(o->conf, o->kafka->topic_prefix, &e->key_prefix, err) != 0)
         goto fail;
     if (pipe2(e->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         sl_err_set(err, SL_ERR_IO, "pipe: %s", strerror(errno));

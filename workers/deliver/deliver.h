@@ -41,7 +41,10 @@
  * Identity. CloudEvents ids are unique only within their source, so the Idempotency-Key and
  * the delivery ledger use the scoped id, sl_ce_scoped_id() of (ce_sluicesource, ce_source,
  * ce_id): 32 hex digits. Equal ids from two sources are two events, each sent once. The ledger
- * key is "<deliver topic>:ledger:<scoped id>".
+ * key is "<key prefix>deliver.<destination>:ledger:<scoped id>"; the rate-limit bucket and the
+ * fleet-wide hold are "<key prefix>deliver.<destination>:bucket" and ":hold". The key prefix is
+ * redis.key_prefix, by default kafka.topic_prefix (sl_redis_key_prefix), so the keys are the
+ * deliver topic's name unless two pipelines that share a Redis set their own.
  *
  * Upgrade from the unscoped ledger (issue 11). Earlier builds keyed the ledger by the bare
  * event id, "<deliver topic>:ledger:<event id>", and sent "<event id>:<destination>". The

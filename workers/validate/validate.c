@@ -23,7 +23,7 @@
 #define VALIDATE_PATH_MAX 4096
 /* The dedup key and value (see validate.h): a topic name, a source name (<= 100), a few
  * separators and numbers, and one attribute value. */
-#define VALIDATE_DEDUP_MAX (SL_TOPIC_NAME_MAX + 160 + SL_CE_MAX_VALUE)
+#define VALIDATE_DEDUP_MAX (SL_TOPIC_NAME_MAX + SL_REDIS_KEY_PREFIX_MAX + 160 + SL_CE_MAX_VALUE)
 
 /* Final results, the `result` label of sluice_validate_events_total. */
 enum result {
@@ -66,7 +66,8 @@ struct validate {
     size_t n_sources;
     struct entry unknown; /* events of no configured source */
     long long window_ms;
-    const char *prefix; /* topic prefix, borrowed from the stage env */
+    const char *prefix;       /* Redis key prefix (sl_redis_key_prefix), borrowed */
+    const char *topic_prefix; /* of the keys of earlier builds (validate.h, Upgrade), borrowed */
     sl_redis_t *redis;
     sl_metric_t *m_events;
 };
@@ -199,9 +200,10 @@ static int validate_init(void **ctx, const struct sl_stage_env *env, struct sl_e
     struct validate *v = validate_build(env->conf, err);
     if (!v)
         return -1;
-    v->prefix = env->topic_prefix;
+    v->topic_prefix = env->topic_prefix;
     /* sl_redis_new() only parses the URL: a bad one fails here, a Redis that is down does not. */
-    if (sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
+    if (sl_redis_key_prefix(env->conf, env->topic_prefix, &v->prefix, err) != 0 ||
+        sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
         !(v->redis = sl_redis_new(url, timeout_ms, err)))
         goto fail;
     v->m_events = sl_metrics_counter(
@@ -419,7 +421,7 @@ static enum sl_verdict dedup(struct validate *v, const struct source *s, const s
         return SL_RETRY;
     }
     int n = snprintf(key, sizeof(key), "%sdedup.v2:%s:%s", v->prefix, s->name, scoped);
-    int o = snprintf(old_key, sizeof(old_key), "%sdedup:%s:%s", v->prefix, s->name, idem);
+    int o = snprintf(old_key, sizeof(old_key), "%sdedup:%s:%s", v->topic_prefix, s->name, idem);
     int m = snprintf(value, sizeof(value), "%s/%d/%lld %s", in->topic, (int)in->partition,
                      (long long)in->offset, sl_ce_get(in->ce, "id"));
     if (n < 0 || (size_t)n >= sizeof(key) || o < 0 || (size_t)o >= sizeof(old_key) || m < 0 ||

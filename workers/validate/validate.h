@@ -20,10 +20,11 @@
  *
  * Dedup. One Redis key per business event, claimed for `dedup.window` (days are fine):
  *
- *     key    <topic prefix>dedup.v2:<source>:<scoped id>  e.g. sluice.dedup.v2:stripe:3f2a...
+ *     key    <key prefix>dedup.v2:<source>:<scoped id>    e.g. sluice.dedup.v2:stripe:3f2a...
  *     value  <topic>/<partition>/<offset> <event id>      e.g. sluice.ingress/3/1207 0190...
  *
- * The scoped id is sl_ce_scoped_id() of (sluicesource, CloudEvents source, idempotency key):
+ * The key prefix is redis.key_prefix, by default the topic prefix (sl_redis_key_prefix). The
+ * scoped id is sl_ce_scoped_id() of (sluicesource, CloudEvents source, idempotency key):
  * an idempotency key is unique only within its source, so equal keys of two sources, or of two
  * CloudEvents sources posting through one sluice source, are two events.
  *
