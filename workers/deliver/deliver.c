@@ -582,6 +582,20 @@ static void dead_letter(struct event *ev, const char *reason)
 
 /* ---- intake ---- */
 
+/* asprintf() into *out (NULL before), leaving it NULL on failure, where asprintf() leaves it
+ * undefined: the event's destructor frees whatever was made. */
+static bool format_key(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool format_key(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        *out = NULL;
+    return n >= 0;
+}
+
 static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *msg)
 {
     struct dest *d = opaque;
@@ -636,11 +650,9 @@ static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *
     const char *topic = dlv_consumer_topic(d->consumer);
     char scoped[SL_CE_SCOPED_ID_LEN + 1];
     if (sl_ce_scoped_id(&ev->ce, id, scoped) != 0 ||
-        asprintf(&ev->idem_key, "%s:%s", scoped, d->conf.name) < 0 ||
-        asprintf(&ev->ledger_key, "%s:ledger:%s", d->key_base, scoped) < 0 ||
-        asprintf(&ev->ledger_old, "%s:ledger:%s", topic, id) < 0) {
-        /* asprintf leaves its pointer undefined on failure: none of them may be freed. */
-        ev->idem_key = ev->ledger_key = ev->ledger_old = NULL;
+        !format_key(&ev->idem_key, "%s:%s", scoped, d->conf.name) ||
+        !format_key(&ev->ledger_key, "%s:ledger:%s", d->key_base, scoped) ||
+        !format_key(&ev->ledger_old, "%s:ledger:%s", topic, id)) {
         fail(e, "out of memory taking a record");
         ev->dropped = true;
         maybe_finish(ev);
