@@ -569,7 +569,7 @@ SL_TEST(redis_keys_live_under_the_key_prefix)
                                        .dest_yaml = FAST_RETRY
                                        "    rate_limit: { per_second: 1, burst: 100 }\n"});
     dh_start(h, 0, NULL);
-    char id[64], scoped[128], topic[256], base[2][512], key[600];
+    char id[64], scoped[128], topic[256], base[2][512], key[768];
     unique_id("kp", id, sizeof(id));
     dh_produce(h, id, "k", "{}", NULL);
     dh_flush(h);
