@@ -1,6 +1,8 @@
 #include "sl_cloudevent.h"
 
+#include <openssl/evp.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,4 +164,38 @@ void sl_ce_read_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce)
 {
     struct sl_err ignored;
     read_headers(hdrs, ce, false, &ignored);
+}
+
+/* One length-prefixed field of a scoped id (sl_ce_scoped_id). */
+static bool digest_field(EVP_MD_CTX *md, const char *s)
+{
+    uint64_t n = s ? strlen(s) : 0;
+    unsigned char len[8];
+    for (int i = 7; i >= 0; i--, n >>= 8)
+        len[i] = (unsigned char)(n & 0xff);
+    return EVP_DigestUpdate(md, len, sizeof(len)) == 1 &&
+           (!s || EVP_DigestUpdate(md, s, strlen(s)) == 1);
+}
+
+int sl_ce_scoped_id(const struct sl_ce *ce, const char *id, char out[SL_CE_SCOPED_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned int sum_len = 0;
+    int rc = -1;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        !digest_field(md, sl_ce_get(ce, SL_CE_SOURCE_NAME)) ||
+        !digest_field(md, sl_ce_get(ce, "source")) || !digest_field(md, id) ||
+        EVP_DigestFinal_ex(md, sum, &sum_len) != 1 || sum_len * 2 < SL_CE_SCOPED_ID_LEN)
+        goto out;
+    for (size_t i = 0; i < SL_CE_SCOPED_ID_LEN / 2; i++) {
+        out[2 * i] = hex[sum[i] >> 4];
+        out[2 * i + 1] = hex[sum[i] & 15];
+    }
+    out[SL_CE_SCOPED_ID_LEN] = '\0';
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    return rc;
 }

@@ -69,4 +69,21 @@ void sl_ce_read_headers(const rd_kafka_headers_t *hdrs, struct sl_ce *ce);
 /* Whether `name` is a valid attribute name (lowercase letters and digits, 1..20 chars). */
 int sl_ce_valid_name(const char *name);
 
+/* Hex digits of a scoped id: the first 128 bits of a SHA-256. */
+#define SL_CE_SCOPED_ID_LEN 32
+
+/* An event id scoped to where the event came from. CloudEvents ids are unique only within
+ * their source, so whatever remembers an event by its id (validate's dedup claim, deliver's
+ * ledger and Idempotency-Key) uses this instead:
+ *
+ *     lowercase hex of SHA-256( field(sluicesource) field(source) field(id) )[0..16)
+ *     field(x) = the length of x as 8 bytes big-endian, then the bytes of x
+ *
+ * The length prefixes make the split unambiguous: ("a:b", "c") never hashes as ("a", "b:c").
+ * `id` is the id to scope (the event id, or the idempotency key); an absent sluicesource or
+ * source counts as empty. Pure and stable across versions and hosts: changing it changes every
+ * key derived from it. Writes out[SL_CE_SCOPED_ID_LEN + 1]; 0, or -1 when OpenSSL fails. */
+int sl_ce_scoped_id(const struct sl_ce *ce, const char *id, char out[SL_CE_SCOPED_ID_LEN + 1])
+    __attribute__((warn_unused_result));
+
 #endif

@@ -221,6 +221,27 @@ int sl_redis_settings(const sl_conf_t *conf, const char **url, int *timeout_ms, 
     return -1;
 }
 
+int sl_redis_key_prefix(const sl_conf_t *conf, const char *topic_prefix, const char **prefix,
+                        struct sl_err *err)
+{
+    const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "redis");
+    if (sl_conf_str(conf, sec, "key_prefix", topic_prefix, prefix, err) != 0)
+        return -1;
+    size_t n = *prefix ? strlen(*prefix) : 0;
+    if (n >= 1 && n <= SL_REDIS_KEY_PREFIX_MAX && all_in(*prefix, n, "._-", true))
+        return 0;
+#define KEY_PREFIX_RULE "must be 1 to %d letters, digits, '.', '_' or '-'"
+    const sl_conf_node_t *node = sl_conf_get(sec, "key_prefix");
+    if (node)
+        return sl_conf_error(conf, node, err, "redis key_prefix " KEY_PREFIX_RULE,
+                             SL_REDIS_KEY_PREFIX_MAX);
+    return sl_err_set(
+        err, SL_ERR_CONFIG,
+        "the redis key prefix (kafka.topic_prefix; set redis.key_prefix) " KEY_PREFIX_RULE,
+        SL_REDIS_KEY_PREFIX_MAX);
+#undef KEY_PREFIX_RULE
+}
+
 /* ---- connection ---- */
 
 static void drop(sl_redis_t *r)
@@ -367,9 +388,15 @@ static int redis_connect(sl_redis_t *r, struct sl_err *err)
 
 /* ---- handle ---- */
 
+/* An old key that exists decides alone and nothing is written: it expires within its window
+ * like any claim, and a retry of the sender meanwhile must still be found. */
 static const char claim_lua[] =
-    "-- KEYS[1] = dedup key; ARGV[1] = event id, ARGV[2] = ttl ms\n"
+    "-- KEYS[1] = dedup key, KEYS[2] = old key or none; ARGV[1] = event id, ARGV[2] = ttl ms\n"
     "-- returns 0 first (claimed now), 1 same event id, 2 another event id (duplicate)\n"
+    "if KEYS[2] then\n"
+    "  local old = redis.call('GET', KEYS[2])\n"
+    "  if old then if old == ARGV[1] then return 1 end return 2 end\n"
+    "end\n"
     "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end\n"
     "return 2\n";
@@ -618,18 +645,26 @@ static int unexpected(const sl_redis_t *r, const char *what, struct sl_err *err)
     return sl_err_set(err, SL_ERR_INTERNAL, "redis %s: %s: unexpected reply", r->where, what);
 }
 
-int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *event_id, long long ttl_ms,
-                         enum sl_redis_claim *result, struct sl_err *err)
+int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *old_key, const char *event_id,
+                         long long ttl_ms, enum sl_redis_claim *result, struct sl_err *err)
 {
-    if (check_key(key, err) != 0 || check_ms("dedup ttl", ttl_ms, err) != 0)
+    if (check_key(key, err) != 0 || (old_key && check_key(old_key, err) != 0) ||
+        check_ms("dedup ttl", ttl_ms, err) != 0)
         return -1;
     if (!event_id || !*event_id)
         return sl_err_set(err, SL_ERR_INVALID, "redis: dedup claim without an event id");
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", ttl_ms);
-    const char *argv[] = {key, event_id, ttl};
+    const char *argv[4];
+    int argc = 0;
+    argv[argc++] = key;
+    if (old_key)
+        argv[argc++] = old_key;
+    int keys = argc;
+    argv[argc++] = event_id;
+    argv[argc++] = ttl;
     redisReply *reply;
-    if (sl_redis_script_run(r, r->claim, &reply, 1, 3, argv, NULL, err) != 0)
+    if (sl_redis_script_run(r, r->claim, &reply, keys, argc, argv, NULL, err) != 0)
         return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0 || reply->integer > 2)

@@ -63,6 +63,19 @@ typedef struct sl_redis_script sl_redis_script_t;
  * be NULL (defaults only). *url is borrowed from `conf` or the environment. */
 int sl_redis_settings(const sl_conf_t *conf, const char **url, int *timeout_ms, struct sl_err *err);
 
+/* Longest key prefix (redis.key_prefix). */
+#define SL_REDIS_KEY_PREFIX_MAX 128
+
+/* The prefix of every key sluice keeps in Redis (dedup claims, the delivery ledger, rate-limit
+ * buckets, holds, the lookup cache): the `redis` section's `key_prefix`, else `topic_prefix`
+ * (the pipeline's kafka.topic_prefix), so that pipelines sharing a Redis never meet. Set it
+ * when two pipelines with one topic prefix (on two Kafka clusters) share a Redis. 1 to
+ * SL_REDIS_KEY_PREFIX_MAX letters, digits, '.', '_' and '-': no ':', which separates what
+ * follows, so no two prefixes make one key. *prefix is borrowed from `conf` or topic_prefix.
+ * A bad one fails naming the file and line. `conf` may be NULL. */
+int sl_redis_key_prefix(const sl_conf_t *conf, const char *topic_prefix, const char **prefix,
+                        struct sl_err *err) __attribute__((warn_unused_result));
+
 /* A handle for `url`:
  *     redis://[[user]:password@]host[:port][/db]
  * host is a name, an IPv4 address or a bracketed IPv6 address; port defaults to 6379 and db
@@ -137,9 +150,12 @@ enum sl_redis_claim {
  *   DUPLICATE: `key` is held by another event id: the sender retried the same business event
  *         (a provider's webhook retry). Record it as a duplicate; do not forward it.
  * `key` names the business event (source + idempotency key); `event_id` is the id that
- * ingress assigned to this delivery of it (ce_id). 0 < ttl_ms <= SL_REDIS_TTL_MAX_MS. */
-int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *event_id, long long ttl_ms,
-                         enum sl_redis_claim *result, struct sl_err *err)
+ * ingress assigned to this delivery of it (ce_id). 0 < ttl_ms <= SL_REDIS_TTL_MAX_MS.
+ * `old_key` (NULL: none) is the same event's key in an earlier key format, read only, for the
+ * window after a change of format: when it exists, its value decides (SAME when it holds
+ * event_id, else DUPLICATE) and nothing is claimed; when it does not, `key` is claimed. */
+int sl_redis_dedup_claim(sl_redis_t *r, const char *key, const char *old_key, const char *event_id,
+                         long long ttl_ms, enum sl_redis_claim *result, struct sl_err *err)
     __attribute__((warn_unused_result));
 
 /* Token bucket shared by every holder of `key` (all replicas), on the Redis server's clock:

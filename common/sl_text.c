@@ -1,5 +1,8 @@
 #include "sl_text.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 int sl_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
@@ -56,4 +59,40 @@ size_t sl_utf8_seq_len(const unsigned char *p, size_t n)
         (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
         return 0;
     return len;
+}
+
+/* Whether s[0..n) is "." or "..", each '.' also as %2E or %2e. */
+static bool dot_segment(const char *s, size_t n)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < n; dots++) {
+        if (s[i] == '.')
+            i++;
+        else if (n - i >= 3 && s[i] == '%' && s[i + 1] == '2' &&
+                 (s[i + 2] == 'E' || s[i + 2] == 'e'))
+            i += 3;
+        else
+            return false;
+    }
+    return dots == 1 || dots == 2;
+}
+
+int sl_url_refuse_dot_segments(const char *url, struct sl_err *err)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return 0;
+    p += 3;
+    p += strcspn(p, "/?#"); /* the authority */
+    while (*p == '/') {
+        const char *seg = p + 1;
+        size_t n = strcspn(seg, "/?#");
+        if (dot_segment(seg, n))
+            return sl_err_set(err, SL_ERR_INVALID,
+                              "the path has the dot segment \"%.*s\": refused, a server would "
+                              "resolve it to another path",
+                              (int)n, seg);
+        p = seg + n;
+    }
+    return 0;
 }

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "sl_err.h"
+
 /* The value of one hex digit (either case), or -1. */
 int sl_hex_digit(int c);
 
@@ -17,5 +19,12 @@ int sl_pct_decode(const char *s, size_t n, char *out, size_t size);
 /* Length of the valid UTF-8 sequence at p (n >= 1 bytes left), or 0 when it is not one
  * (overlong forms, surrogates and code points past U+10FFFF are not). */
 size_t sl_utf8_seq_len(const unsigned char *p, size_t n);
+
+/* 0 when the path of `url` (scheme://authority/path?query#fragment) has no dot segment: no
+ * segment that is "." or ".." once "%2E"/"%2e" are read as '.'. Else -1 with *err
+ * (SL_ERR_INVALID) naming the segment. Servers and proxies remove dot segments (RFC 3986
+ * 5.2.4), many after percent-decoding, so a URL built from event data that has one can reach
+ * another path than the one configured: the caller refuses it. */
+int sl_url_refuse_dot_segments(const char *url, struct sl_err *err);
 
 #endif

@@ -299,6 +299,9 @@ static const struct sl_conf_key deliver_keys[] = {
 static const struct sl_conf_key redis_keys[] = {
     {"url", SL_CK_STRING, "redis://127.0.0.1:6379/0", "Redis URL (SLUICE_REDIS_URL when unset)."},
     {"timeout", SL_CK_DURATION, "1s", "Per-command deadline.", NULL, 10, 60000},
+    {"key_prefix", SL_CK_STRING, NULL,
+     "Prefix of every key sluice keeps in Redis (default: kafka.topic_prefix); pipelines that "
+     "share a Redis and a topic prefix need their own."},
     {NULL},
 };
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "destsim_client.h"
+#include "sl_cloudevent.h"
 #include "ingress_harness.h"
 #include "pg_testenv.h"
 #include "sl_test.h"
@@ -383,9 +384,16 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     SL_CHECK_INT(dlq.n, 0);
     records_free(&dlq);
 
-    /* Each destination received it once, with its credentials and the event's key. */
-    char key[160], sql[512];
-    snprintf(key, sizeof(key), "%s:crm", id);
+    /* Each destination received it once, with its credentials and the event's key: the id
+     * scoped to its source (deliver.h), then the destination. */
+    char key[160], sql[512], scoped[SL_CE_SCOPED_ID_LEN + 1];
+    struct sl_ce ce;
+    sl_ce_init(&ce);
+    SL_REQUIRE(sl_ce_set(&ce, "source", "stripe", &err) == 0 &&
+               sl_ce_set(&ce, SL_CE_SOURCE_NAME, "stripe", &err) == 0 &&
+               sl_ce_scoped_id(&ce, id, scoped) == 0);
+    sl_ce_free(&ce);
+    snprintf(key, sizeof(key), "%s:crm", scoped);
     json_t *req = received(crm, key);
     SL_REQUIRE(req);
     json_t *h = json_object_get(req, "headers");
@@ -395,10 +403,10 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     const char *bearer = json_string_value(json_object_get(h, "Authorization"));
     SL_REQUIRE(bearer && strncmp(bearer, "Bearer ", 7) == 0);
     char *oauth_token = strdup(bearer + 7); /* the access token destsim issued */
-    SL_CHECK_STR(json_string_value(json_object_get(h, "webhook-id")), id);
+    SL_CHECK_STR(json_string_value(json_object_get(h, "webhook-id")), key);
     SL_CHECK(strncmp(json_string_value(json_object_get(h, "webhook-signature")), "v1,", 3) == 0);
     json_decref(req);
-    snprintf(key, sizeof(key), "%s:warehouse", id);
+    snprintf(key, sizeof(key), "%s:warehouse", scoped);
     req = received(warehouse, key);
     SL_REQUIRE(req);
     h = json_object_get(req, "headers");
@@ -407,7 +415,7 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     SL_CHECK_STR(json_string_value(json_object_get(h, "Authorization")), "Bearer " WAREHOUSE_TOKEN);
     SL_CHECK_STR(json_string_value(json_object_get(h, "X-Sluice-Pipeline")), "example");
     json_decref(req);
-    snprintf(key, sizeof(key), "%s:archive", id);
+    snprintf(key, sizeof(key), "%s:archive", scoped);
     req = received(archive, key);
     SL_REQUIRE(req);
     h = json_object_get(req, "headers");

@@ -9,6 +9,7 @@
 
 #include "sl_cloudevent.h"
 #include "sl_kafka.h"
+#include "sl_redis.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
 
@@ -63,8 +64,11 @@ dh_t *dh_new(const struct dh_opts *o)
         sl_test_abort_current();
     }
     char *extra = NULL, redis[512] = "";
-    if (o->redis_url)
-        snprintf(redis, sizeof(redis), "redis: { url: \"%s\" }\n", o->redis_url);
+    if (o->redis_url || o->redis_key_prefix)
+        snprintf(redis, sizeof(redis), "redis: { url: \"%s\"%s%s%s }\n",
+                 o->redis_url ? o->redis_url : "${SLUICE_REDIS_URL:-" SL_REDIS_DEFAULT_URL "}",
+                 o->redis_key_prefix ? ", key_prefix: \"" : "",
+                 o->redis_key_prefix ? o->redis_key_prefix : "", o->redis_key_prefix ? "\"" : "");
     SL_REQUIRE(asprintf(&extra, "%sdestinations:\n  %s:\n    url: \"%s%s\"\n%s", redis, h->dest,
                         o->url ? o->url : destsim_url(h->sim),
                         o->url        ? ""

@@ -35,6 +35,7 @@ struct dh_opts {
     const char *url_path;            /* NULL: "/hook" */
     int partitions;                  /* of <prefix>deliver.<name>; 0: 3 */
     const char *redis_url;           /* the pipeline file's redis url; NULL: the default Redis */
+    const char *redis_key_prefix;    /* redis.key_prefix; NULL: none (the topic prefix) */
 };
 
 /* Starts destsim and writes the pipeline file; creates the topics. Starts no deliver yet. */

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "deliver_harness.h"
+#include "sl_cloudevent.h"
 #include "sl_id.h"
 #include "sl_redis.h"
 #include "sl_sign.h"
@@ -39,6 +40,23 @@ static json_t *requests(dh_t *h, json_t **stats)
     *stats = destsim_stats(dh_sim(h), &err);
     SL_REQUIRE(*stats);
     return json_object_get(*stats, "requests");
+}
+
+/* The Idempotency-Key deliver sends for an event (deliver.h): the scoped id of (sluicesource,
+ * source, id), then ":<destination>". */
+static void want_idem(const dh_t *h, const char *sluicesource, const char *source, const char *id,
+                      char *buf, size_t size)
+{
+    struct sl_ce ce;
+    struct sl_err err;
+    char scoped[SL_CE_SCOPED_ID_LEN + 1];
+    sl_ce_init(&ce);
+    SL_REQUIRE(sl_ce_set(&ce, "source", source, &err) == 0);
+    if (sluicesource)
+        SL_REQUIRE(sl_ce_set(&ce, SL_CE_SOURCE_NAME, sluicesource, &err) == 0);
+    SL_REQUIRE(sl_ce_scoped_id(&ce, id, scoped) == 0);
+    sl_ce_free(&ce);
+    snprintf(buf, size, "%s:%s", scoped, dh_dest(h));
 }
 
 static const char *req_header(const json_t *req, const char *name)
@@ -119,9 +137,9 @@ SL_TEST(success_headers_signature_and_records)
         const char *id = req_header(r, "ce-id");
         SL_REQUIRE(id);
         char want[128];
-        snprintf(want, sizeof(want), "%s:%s", id, dh_dest(h));
+        want_idem(h, NULL, "test", id, want, sizeof(want));
         SL_CHECK_STR(key, want);
-        SL_CHECK_STR(req_header(r, "webhook-id"), id);
+        SL_CHECK_STR(req_header(r, "webhook-id"), want);
         /* The body is the event's data, byte for byte, and the signature verifies. */
         const char *body = json_string_value(json_object_get(r, "body"));
         SL_CHECK(body && strncmp(body, "{\"n\":", 5) == 0);
@@ -271,7 +289,7 @@ SL_TEST(retried_after_500_then_delivered_once)
     json_t *reqs = requests(h, &stats);
     SL_CHECK_INT(json_array_size(reqs), 3);
     char key[128];
-    snprintf(key, sizeof(key), "%s:%s", id, dh_dest(h));
+    want_idem(h, NULL, "test", id, key, sizeof(key));
     json_t *k = json_object_get(json_object_get(stats, "keys"), key);
     SL_CHECK_INT(jint(k, "requests"), 3); /* the same Idempotency-Key every time */
     SL_CHECK_INT(jint(k, "2xx"), 1);
@@ -444,6 +462,143 @@ SL_TEST(replayed_event_is_not_sent_twice)
     SL_CHECK(json_is_true(json_object_get(json_array_get(outs, 1), "ledger")));
     json_decref(outs);
     SL_CHECK_INT(stat_int(h, "requests_total", NULL), 1);
+    SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
+    dh_destroy(h);
+}
+
+/* Event ids are unique only within their source (issue 11): one id from two sluice sources,
+ * and from two CloudEvents sources of one sluice source, is three events, each delivered once
+ * under its own Idempotency-Key; each one again is not sent again. */
+SL_TEST(equal_ids_of_two_sources_are_both_delivered)
+{
+    dh_t *h = dh_new(&(struct dh_opts){.dest_yaml = FAST_RETRY});
+    dh_start(h, 0, NULL);
+    char id[64], want[3][128];
+    unique_id("order-124", id, sizeof(id));
+    const char *const attrs[3][5] = {
+        {SL_CE_SOURCE_NAME, "apikey", NULL},
+        {SL_CE_SOURCE_NAME, "crm", NULL},
+        {SL_CE_SOURCE_NAME, "crm", "source", "urn:crm:eu", NULL},
+    };
+    want_idem(h, "apikey", "test", id, want[0], sizeof(want[0]));
+    want_idem(h, "crm", "test", id, want[1], sizeof(want[1]));
+    want_idem(h, "crm", "urn:crm:eu", id, want[2], sizeof(want[2]));
+    /* One after the other, each once the one before was delivered and is in the ledger. */
+    for (int i = 0; i < 3; i++) {
+        dh_produce(h, id, "k", "{\"order\":124}", attrs[i]);
+        dh_flush(h);
+        dh_wait_2xx(h, i + 1);
+    }
+    /* The same three again (a replay): the ledger knows each of them. */
+    for (int i = 0; i < 3; i++)
+        dh_produce(h, id, "k", "{\"order\":124}", attrs[i]);
+    dh_flush(h);
+    json_t *outs = outcomes(h, 6);
+    size_t i;
+    json_t *o;
+    int from_ledger = 0;
+    json_array_foreach(outs, i, o)
+    {
+        SL_CHECK_STR(jstr(o, "outcome"), "delivered");
+        from_ledger += json_is_true(json_object_get(o, "ledger"));
+    }
+    SL_CHECK_INT(from_ledger, 3);
+    json_decref(outs);
+
+    json_t *stats;
+    json_t *reqs = requests(h, &stats);
+    SL_CHECK_INT(json_array_size(reqs), 3);
+    for (int k = 0; k < 3 && k < (int)json_array_size(reqs); k++) {
+        const char *key = req_header(json_array_get(reqs, (size_t)k), "Idempotency-Key");
+        SL_REQUIRE(key);
+        SL_CHECK_STR(key, want[k]); /* one partition (key "k"): in order */
+    }
+    SL_CHECK(strcmp(want[0], want[1]) != 0 && strcmp(want[1], want[2]) != 0);
+    json_decref(stats);
+    SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
+    dh_destroy(h);
+}
+
+/* An event delivered by a build before the scoped ledger (its ledger key is the bare event
+ * id, deliver.h "Upgrade") is not sent again after the upgrade. */
+SL_TEST(event_in_the_old_format_ledger_is_not_sent_again)
+{
+    dh_t *h = dh_new(&(struct dh_opts){.dest_yaml = FAST_RETRY});
+    char id[64], fresh[64], topic[256], key[512];
+    unique_id("old-ledger", id, sizeof(id));
+    unique_id("new", fresh, sizeof(fresh));
+    snprintf(topic, sizeof(topic), "deliver.%s", dh_dest(h));
+    dh_topic(h, topic, key, sizeof(key));
+    strncat(key, ":ledger:", sizeof(key) - strlen(key) - 1);
+    strncat(key, id, sizeof(key) - strlen(key) - 1);
+    struct sl_err err;
+    const char *url;
+    int timeout_ms;
+    SL_REQUIRE(sl_redis_settings(NULL, &url, &timeout_ms, &err) == 0);
+    sl_redis_t *r = sl_redis_new(url, timeout_ms, &err);
+    SL_REQUIRE(r && sl_redis_ledger_mark(r, key, 600000, &err) == 0);
+    sl_redis_destroy(r);
+
+    dh_start(h, 0, NULL);
+    dh_produce(h, id, "k", "{\"n\":1}", (const char *const[]){SL_CE_SOURCE_NAME, "crm", NULL});
+    dh_produce(h, fresh, "k", "{\"n\":2}", NULL);
+    dh_flush(h);
+    json_t *outs = outcomes(h, 2);
+    for (size_t i = 0; i < json_array_size(outs); i++) {
+        json_t *o = json_array_get(outs, i);
+        SL_CHECK_STR(jstr(o, "outcome"), "delivered");
+        /* From the ledger for the old one only (outcomes of two ids may come in any order). */
+        SL_CHECK(json_is_true(json_object_get(o, "ledger")) ==
+                 (strcmp(jstr(o, "event_id"), id) == 0));
+    }
+    json_decref(outs);
+    SL_CHECK_INT(stat_int(h, "requests_total", NULL), 1);
+    SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
+    dh_destroy(h);
+}
+
+/* The pipeline's Redis keys (ledger, rate-limit bucket) live under redis.key_prefix when it is
+ * set, and nothing under the topic prefix: two pipelines with one topic prefix on one Redis.
+ * (The bucket key lives for its refill time, 100 s here.) */
+SL_TEST(redis_keys_live_under_the_key_prefix)
+{
+    char kp[96];
+    unique_id("kp", kp, sizeof(kp) - 1);
+    strncat(kp, ".", sizeof(kp) - strlen(kp) - 1);
+    dh_t *h = dh_new(&(struct dh_opts){.redis_key_prefix = kp,
+                                       .dest_yaml = FAST_RETRY
+                                       "    rate_limit: { per_second: 1, burst: 100 }\n"});
+    dh_start(h, 0, NULL);
+    char id[64], scoped[128], topic[256], base[2][512], key[768];
+    unique_id("kp", id, sizeof(id));
+    dh_produce(h, id, "k", "{}", NULL);
+    dh_flush(h);
+    dh_wait_2xx(h, 1);
+    json_decref(outcomes(h, 1)); /* the ledger is marked before the outcome is written */
+    want_idem(h, NULL, "test", id, scoped, sizeof(scoped));
+    *strchr(scoped, ':') = '\0';
+    snprintf(topic, sizeof(topic), "deliver.%s", dh_dest(h));
+    snprintf(base[0], sizeof(base[0]), "%s%s", kp, topic);
+    dh_topic(h, topic, base[1], sizeof(base[1]));
+    struct sl_err err;
+    const char *url;
+    int timeout_ms;
+    SL_REQUIRE(sl_redis_settings(NULL, &url, &timeout_ms, &err) == 0);
+    sl_redis_t *r = sl_redis_new(url, timeout_ms, &err);
+    SL_REQUIRE(r);
+    for (int i = 0; i < 2; i++) {
+        for (int f = 0; f < 2; f++) {
+            bool seen = false;
+            if (f == 0)
+                snprintf(key, sizeof(key), "%s:ledger:%s", base[i], scoped);
+            else
+                snprintf(key, sizeof(key), "%s:bucket", base[i]);
+            SL_REQUIRE(sl_redis_ledger_seen(r, key, &seen, &err) == 0);
+            if (seen != (i == 0))
+                sl_test_fail(__FILE__, __LINE__, "%s: %s", key, seen ? "present" : "absent");
+        }
+    }
+    sl_redis_destroy(r);
     SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
     dh_destroy(h);
 }
@@ -1036,6 +1191,46 @@ SL_TEST(jq_body_and_templated_url)
     SL_CHECK_CONTAINS(buf, "body: ");
     SL_CHECK_CONTAINS(buf, "negative amount");
     dh_recs_free(dlq, 1);
+    SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
+    dh_destroy(h);
+}
+
+/* Issue 11 item 10: customer_id ".." made /ingest/../records, and libcurl sent POST /records
+ * with the destination's credentials. Now such an event is dead-lettered with the reason and
+ * never sent; others reach exactly the path they name. */
+SL_TEST(templated_url_never_leaves_its_path_by_dot_segments)
+{
+    dh_t *h = dh_new(&(struct dh_opts){.url_path = "/ingest/{{ .data.customer_id }}/records",
+                                       .dest_yaml = FAST_RETRY
+                                       "    auth: { type: bearer, token: \"t0ken\" }\n"});
+    dh_start(h, 0, NULL);
+    char up[64], ok[64], enc[64];
+    unique_id("dots", up, sizeof(up));
+    unique_id("dots", ok, sizeof(ok));
+    unique_id("dots", enc, sizeof(enc));
+    dh_produce(h, up, "k", "{\"customer_id\":\"..\"}", NULL);
+    dh_produce(h, ok, "k", "{\"customer_id\":\"cus_1\"}", NULL);
+    dh_produce(h, enc, "k", "{\"customer_id\":\"%2E%2E\"}", NULL);
+    dh_flush(h);
+    dh_wait_2xx(h, 2);
+
+    /* Both others, at the paths they name (destsim shows the path decoded once: "%2E%2E" was
+     * sent as %252E%252E, text, not dots). Nothing reached /records. */
+    json_t *stats;
+    json_t *reqs = requests(h, &stats);
+    SL_CHECK_INT(json_array_size(reqs), 2);
+    SL_CHECK_STR(jstr(json_array_get(reqs, 0), "path"), "/ingest/cus_1/records");
+    SL_CHECK_STR(jstr(json_array_get(reqs, 1), "path"), "/ingest/%2E%2E/records");
+    json_decref(stats);
+    struct dh_rec dlq[1];
+    char buf[1024];
+    SL_REQUIRE(read_n(h, "dlq", dlq, 1) == 1);
+    SL_CHECK(dh_header(&dlq[0], "ce_id", buf, sizeof(buf)) && strcmp(buf, up) == 0);
+    SL_CHECK(dh_header(&dlq[0], "ce_sluicereason", buf, sizeof(buf)));
+    SL_CHECK_CONTAINS(buf, "url: ");
+    SL_CHECK_CONTAINS(buf, "dot segment \"..\"");
+    dh_recs_free(dlq, 1);
+
     SL_CHECK_INT(dh_stop(h, 0, SIGTERM), 0);
     dh_destroy(h);
 }

@@ -327,6 +327,41 @@ SL_TEST(script_sha_matches_redis_and_runs_with_keys_and_args)
 
 /* ---- domain helpers on the shared Redis ---- */
 
+/* A change of key format (issue 11: dedup scoped to the source): the key of the earlier
+ * format is read, never written, and decides while it lives. */
+SL_TEST(dedup_claim_reads_the_old_key_and_writes_only_the_new_one)
+{
+    struct sl_err err;
+    sl_redis_t *r = shared();
+    char k[160], old[160];
+    key(k, sizeof(k), "dedup.v2:stripe:scoped");
+    key(old, sizeof(old), "dedup:stripe:evt_old1");
+    enum sl_redis_claim c;
+    /* Claimed before the upgrade (the old format, as earlier builds wrote it). */
+    const char *set[] = {"SET", old, "ev-A", "PX", "60000"};
+    redisReply *reply = cmd(r, 5, set);
+    freeReplyObject(reply);
+    /* The sender's retry after the upgrade: still a duplicate; the same record: SAME. */
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, old, "ev-B", 60000, &c, &err) == 0);
+    SL_CHECK_INT(c, SL_REDIS_CLAIM_DUPLICATE);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, old, "ev-A", 60000, &c, &err) == 0);
+    SL_CHECK_INT(c, SL_REDIS_CLAIM_SAME);
+    const char *exists[] = {"EXISTS", k};
+    SL_CHECK_INT(cmd_int(r, 2, exists), 0);
+    /* Without an old claim, the new key is claimed as before, and the old one stays unwritten. */
+    char k2[160], old2[160];
+    key(k2, sizeof(k2), "dedup.v2:stripe:scoped2");
+    key(old2, sizeof(old2), "dedup:stripe:evt_old2");
+    SL_REQUIRE(sl_redis_dedup_claim(r, k2, old2, "ev-C", 60000, &c, &err) == 0);
+    SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k2, old2, "ev-D", 60000, &c, &err) == 0);
+    SL_CHECK_INT(c, SL_REDIS_CLAIM_DUPLICATE);
+    const char *exists_old[] = {"EXISTS", old2};
+    SL_CHECK_INT(cmd_int(r, 2, exists_old), 0);
+    SL_CHECK_INT(sl_redis_dedup_claim(r, k2, "", "ev-C", 60000, &c, &err), -1);
+    sl_redis_destroy(r);
+}
+
 SL_TEST(dedup_claim_first_same_duplicate_and_expiry)
 {
     struct sl_err err;
@@ -334,15 +369,15 @@ SL_TEST(dedup_claim_first_same_duplicate_and_expiry)
     char k[160];
     key(k, sizeof(k), "dedup:stripe:evt_1");
     enum sl_redis_claim c;
-    SL_REQUIRE(sl_redis_dedup_claim(r, k, "ev-A", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, NULL, "ev-A", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
     /* The same Kafka record again (crash, aborted transaction): not a duplicate. */
-    SL_REQUIRE(sl_redis_dedup_claim(r, k, "ev-A", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, NULL, "ev-A", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_SAME);
     /* The provider's retry of the same webhook, under a new event id: a duplicate. */
-    SL_REQUIRE(sl_redis_dedup_claim(r, k, "ev-B", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, NULL, "ev-B", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_DUPLICATE);
-    SL_REQUIRE(sl_redis_dedup_claim(r, k, "ev-A", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k, NULL, "ev-A", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_SAME);
     const char *pttl[] = {"PTTL", k};
     long long ttl = cmd_int(r, 2, pttl);
@@ -351,19 +386,19 @@ SL_TEST(dedup_claim_first_same_duplicate_and_expiry)
     /* After the window, the key is free again for whoever comes. */
     char k2[160];
     key(k2, sizeof(k2), "dedup:stripe:evt_2");
-    SL_REQUIRE(sl_redis_dedup_claim(r, k2, "ev-C", 30, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k2, NULL, "ev-C", 30, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
     const char *exists[] = {"EXISTS", k2};
     for (int i = 0; i < 500 && cmd_int(r, 2, exists) == 1; i++)
         sleep_ms(10);
-    SL_REQUIRE(sl_redis_dedup_claim(r, k2, "ev-D", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k2, NULL, "ev-D", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
-    SL_REQUIRE(sl_redis_dedup_claim(r, k2, "ev-C", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, k2, NULL, "ev-C", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_DUPLICATE);
 
-    SL_CHECK_INT(sl_redis_dedup_claim(r, k, "", 60000, &c, &err), -1);
-    SL_CHECK_INT(sl_redis_dedup_claim(r, k, "ev-A", 0, &c, &err), -1);
-    SL_CHECK_INT(sl_redis_dedup_claim(r, "", "ev-A", 1000, &c, &err), -1);
+    SL_CHECK_INT(sl_redis_dedup_claim(r, k, NULL, "", 60000, &c, &err), -1);
+    SL_CHECK_INT(sl_redis_dedup_claim(r, k, NULL, "ev-A", 0, &c, &err), -1);
+    SL_CHECK_INT(sl_redis_dedup_claim(r, "", NULL, "ev-A", 1000, &c, &err), -1);
     SL_CHECK_INT(err.code, SL_ERR_INVALID);
     sl_redis_destroy(r);
 }
@@ -565,7 +600,7 @@ static void check_all_calls_unavailable(sl_redis_t *r, const sl_redis_script_t *
     SL_CHECK(replies[0] == NULL && replies[1] == NULL);
     SL_CHECK_INT(sl_redis_script_run(r, s, &reply, 0, 1, args, NULL, &err), -1);
     check_unavailable(&err, where);
-    SL_CHECK_INT(sl_redis_dedup_claim(r, "k", "ev", 1000, &c, &err), -1);
+    SL_CHECK_INT(sl_redis_dedup_claim(r, "k", NULL, "ev", 1000, &c, &err), -1);
     check_unavailable(&err, where);
     SL_CHECK_INT(sl_redis_bucket_take(r, "b", 1, 1, 1, &b, &ms, &err), -1);
     check_unavailable(&err, where);
@@ -617,7 +652,7 @@ SL_TEST(server_crash_fails_fast_then_the_same_handle_reconnects)
     SL_REQUIRE(s);
     SL_CHECK_INT(script_plus_one(r, s), 42);
     enum sl_redis_claim c;
-    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", "ev-1", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", NULL, "ev-1", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
 
     server_kill(&srv);
@@ -636,9 +671,9 @@ SL_TEST(server_crash_fails_fast_then_the_same_handle_reconnects)
     SL_CHECK_INT(script_plus_one(r, s), 42);
     SL_CHECK(script_cached(r, s));
     SL_CHECK_INT(script_plus_one(r, s), 42);
-    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", "ev-1", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", NULL, "ev-1", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_FIRST);
-    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", "ev-2", 60000, &c, &err) == 0);
+    SL_REQUIRE(sl_redis_dedup_claim(r, "dedup:x", NULL, "ev-2", 60000, &c, &err) == 0);
     SL_CHECK_INT(c, SL_REDIS_CLAIM_DUPLICATE);
 
     /* The reconnect selected database 3 again. */

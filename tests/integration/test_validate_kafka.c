@@ -73,6 +73,7 @@ struct ev {
     const char *key, *value;
     int32_t partition; /* filled by produce() */
     int64_t offset;
+    const char *ce_source; /* the CloudEvents source; NULL: `source` */
 };
 
 static void on_report(void *opaque, int32_t partition, int64_t offset, const struct sl_err *err)
@@ -89,7 +90,11 @@ static void ce_of(const struct ev *e, struct sl_ce *ce)
     sl_ce_init(ce);
     SL_REQUIRE(sl_ce_set(ce, "specversion", "1.0", &err) == 0 &&
                sl_ce_set(ce, "id", e->id, &err) == 0 &&
-               sl_ce_set(ce, "source", e->source ? e->source : "elsewhere", &err) == 0 &&
+               sl_ce_set(ce, "source",
+                         e->ce_source ? e->ce_source
+                         : e->source  ? e->source
+                                      : "elsewhere",
+                         &err) == 0 &&
                sl_ce_set(ce, "type", e->type, &err) == 0 &&
                sl_ce_set(ce, "time", "2026-11-24T17:30:00.123Z", &err) == 0 &&
                sl_ce_set(ce, "datacontenttype", "application/json", &err) == 0 &&
@@ -288,7 +293,9 @@ static sl_redis_t *shared_redis(void)
 }
 
 /* Claims the dedup key of (source, idem) for the record at topic/partition/offset, as the
- * stage would have before a crash (validate.h gives the key and value). */
+ * stage would have before a crash, in the key format of the builds before the scoped id
+ * (validate.h, Upgrade): so the cases below also show that claims made before an upgrade
+ * still count after it. */
 static void preclaim(sl_redis_t *redis, const struct run *r, const char *source, const char *idem,
                      const char *topic, int32_t partition, int64_t offset, const char *id)
 {
@@ -380,6 +387,95 @@ SL_TEST(duplicates_are_audited_and_reprocessed_records_pass)
     SL_CHECK_INT(duplicate, 3);
     sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_http_get(r.admin_port, "/metrics", buf, sizeof(buf)), 200);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+/* Idempotency keys are unique only within their source (issue 11): equal keys of two
+ * CloudEvents sources posting through one sluice source, or of two sluice sources, are two
+ * events; the same source twice is a duplicate. */
+SL_TEST(equal_idempotency_keys_of_two_sources_both_pass)
+{
+    struct run r;
+    setup(&r, "validate-scoped", "");
+    static const char other[] = "{\"id\":\"evt_B\",\"object\":\"event\",\"type\":"
+                                "\"other.event\",\"created\":1,\"data\":{\"object\":{}}}";
+    /* id, sluice source, type, idempotency key, record key, payload, -, -, CE source */
+    struct ev evs[] = {
+        {"o-1", "open", "order.created", "order-124", "order-124", "{}", 0, 0, "urn:crm"},
+        {"o-2", "open", "order.created", "order-124", "order-124", "{}", 0, 0, "urn:apikey"},
+        {"o-3", "open", "order.created", "order-124", "order-124", "{}", 0, 0, "urn:crm"},
+        {"s-1", "stripe", "other.event", "order-124", "order-124", other, 0, 0, "urn:crm"},
+    };
+    produce(r.t.in, evs, sizeof(evs) / sizeof(evs[0]));
+    pid_t pid = start(&r, "validate-scoped");
+
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c;
+    size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 3, &c);
+    SL_CHECK_INT(n, 3);
+    check_unchanged(find(msgs, n, "o-1"), &evs[0]);
+    check_unchanged(find(msgs, n, "o-2"), &evs[1]);
+    check_unchanged(find(msgs, n, "s-1"), &evs[3]);
+    SL_CHECK(!find(msgs, n, "o-3"));
+    sl_testenv_free_records(msgs, n, c);
+
+    n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
+    SL_CHECK_INT(n, 4);
+    json_t *a = audit_of(msgs, n, "o-3");
+    SL_CHECK_STR(jstr(a, "outcome"), "duplicate");
+    SL_CHECK_STR(jstr(a, "reason"), "duplicate of event o-1 (idempotency key order-124)");
+    json_decref(a);
+    a = audit_of(msgs, n, "o-2");
+    SL_CHECK_STR(jstr(a, "detail.dedup"), "first");
+    json_decref(a);
+    sl_testenv_free_records(msgs, n, c);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
+}
+
+/* Claims live under redis.key_prefix when it is set (two pipelines with one topic prefix on
+ * one Redis): a claim there counts, one under the topic prefix does not. */
+SL_TEST(claims_live_under_the_redis_key_prefix)
+{
+    struct run r;
+    char kp[96], redis[160];
+    sl_testenv_unique("kp", kp, sizeof(kp) - 1);
+    strncat(kp, ".", sizeof(kp) - strlen(kp) - 1);
+    snprintf(redis, sizeof(redis), "redis: { key_prefix: \"%s\" }\n", kp);
+    setup(&r, "validate-keyprefix", redis);
+    struct ev evs[] = {
+        {"k-1", "open", "order.created", "order-1", "order-1", "{}", 0, 0, NULL},
+        {"k-2", "open", "order.created", "order-2", "order-2", "{}", 0, 0, NULL},
+    };
+    produce(r.t.in, evs, sizeof(evs) / sizeof(evs[0]));
+    sl_redis_t *redis_h = shared_redis();
+    const char *prefixes[] = {kp, r.t.prefix};
+    for (int i = 0; i < 2; i++) {
+        struct sl_ce ce;
+        struct sl_err err;
+        char scoped[SL_CE_SCOPED_ID_LEN + 1], key[512];
+        redisReply *reply;
+        ce_of(&evs[i], &ce);
+        SL_REQUIRE(sl_ce_scoped_id(&ce, evs[i].idem, scoped) == 0);
+        sl_ce_free(&ce);
+        snprintf(key, sizeof(key), "%sdedup.v2:open:%s", prefixes[i], scoped);
+        const char *argv[] = {"SET", key, "elsewhere/0/0 first", "PX", "600000"};
+        SL_REQUIRE(sl_redis_cmd(redis_h, &reply, 5, argv, NULL, &err) == 0);
+        freeReplyObject(reply);
+    }
+    sl_redis_destroy(redis_h);
+    pid_t pid = start(&r, "validate-keyprefix");
+    rd_kafka_message_t *msgs[MAX_MSGS];
+    rd_kafka_t *c;
+    size_t n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 2, &c);
+    SL_CHECK_INT(n, 2);
+    json_t *a = audit_of(msgs, n, "k-1");
+    SL_CHECK_STR(jstr(a, "outcome"), "duplicate");
+    json_decref(a);
+    a = audit_of(msgs, n, "k-2");
+    SL_CHECK_STR(jstr(a, "outcome"), "passed");
+    SL_CHECK_STR(jstr(a, "detail.dedup"), "first");
+    json_decref(a);
+    sl_testenv_free_records(msgs, n, c);
     SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 60000), 0);
 }
 

@@ -228,6 +228,28 @@ SL_TEST(settings_from_file_env_and_default)
     unsetenv("SLUICE_REDIS_URL");
 }
 
+SL_TEST(key_prefix_defaults_to_the_topic_prefix)
+{
+    struct sl_err err;
+    const char *prefix = NULL;
+    SL_CHECK_INT(sl_redis_key_prefix(NULL, "sluice.", &prefix, &err), 0);
+    SL_CHECK_STR(prefix, "sluice.");
+    sl_conf_t *conf = conf_of("redis: { key_prefix: staging.eu- }\n");
+    SL_CHECK_INT(sl_redis_key_prefix(conf, "sluice.", &prefix, &err), 0);
+    SL_CHECK_STR(prefix, "staging.eu-");
+    sl_conf_destroy(conf);
+    /* ':' separates the parts after the prefix: with it, two prefixes could make one key. */
+    conf = conf_of("kafka: {}\nredis:\n  key_prefix: \"a:b\"\n");
+    SL_CHECK_INT(sl_redis_key_prefix(conf, "sluice.", &prefix, &err), -1);
+    SL_CHECK_INT(err.code, SL_ERR_CONFIG);
+    SL_CHECK_CONTAINS(err.msg, "pipeline.yaml:3");
+    SL_CHECK_CONTAINS(err.msg, "key_prefix");
+    sl_conf_destroy(conf);
+    conf = conf_of("redis: { key_prefix: \"\" }\n");
+    SL_CHECK_INT(sl_redis_key_prefix(conf, "sluice.", &prefix, &err), -1);
+    sl_conf_destroy(conf);
+}
+
 SL_TEST(script_sha1_is_computed_locally)
 {
     struct sl_err err;

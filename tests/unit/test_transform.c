@@ -481,6 +481,32 @@ SL_TEST(unreachable_dependencies_hold_the_event)
     stage_stop(&st);
 }
 
+/* Issue 11 item 10: an id ".." would make GET /p/.. (the API's /), with the lookup's headers.
+ * Refused before any request: the API here is down, so a request would hold the event. */
+SL_TEST(lookup_urls_with_dot_segments_are_refused)
+{
+    struct stage st;
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "transforms:\n"
+             "  - name: web\n"
+             "    lookups:\n"
+             "      - { name: p, type: http, cache_ttl: 0, timeout: 500ms,\n"
+             "          url: '\"http://127.0.0.1:%d/p/\" + .data.id + \"/q?token=s3cret\"' }\n"
+             "    jq: '{type: \"t\", data: .lookups.p}'\n",
+             dead_port());
+    stage_start(&st, text);
+    const char *ids[] = {"{\"id\": \"..\"}", "{\"id\": \".\"}", "{\"id\": \"%2e%2E\"}"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        SL_CHECK_INT(run(&st, "s", "x", ids[i], NULL), SL_REJECT);
+        SL_CHECK_CONTAINS(reason(&st), "dot segment");
+        SL_CHECK(!strstr(reason(&st), "s3cret"));
+    }
+    /* Dots inside a segment are ordinary: asked (and held, the API being down). */
+    SL_CHECK_INT(run(&st, "s", "x", "{\"id\": \"a..b\"}", NULL), SL_RETRY);
+    stage_stop(&st);
+}
+
 /* ---- configuration errors name the file, the line and the key ---- */
 
 static void check_config_error(const char *transforms, const char *want)

@@ -101,6 +101,9 @@ enum ev_state {
 
 struct dest;
 
+/* The longest Redis key base of a destination: the key prefix, "deliver." and its name. */
+#define DEST_KEY_MAX (SL_REDIS_KEY_PREFIX_MAX + SL_TOPIC_NAME_MAX)
+
 struct event {
     struct link all; /* dest.events, in intake order */
     struct link q;   /* engine.ledger, dest.ready or engine.marking */
@@ -111,8 +114,9 @@ struct event {
     int64_t offset;
     struct sl_ce ce;
     bool ce_ok;
-    char *idem_key;   /* "<event id>:<destination>" */
-    char *ledger_key; /* "<deliver topic>:ledger:<event id>" */
+    char *idem_key;   /* "<scoped id>:<destination>" (sl_ce_scoped_id of the event id) */
+    char *ledger_key; /* "<key base>:ledger:<scoped id>": checked and marked */
+    char *ledger_old; /* "<deliver topic>:ledger:<event id>": checked only (deliver.h, Upgrade) */
     void *payload;
     size_t len;
     char *url;  /* rendered from the URL template; NULL: the configured URL */
@@ -149,7 +153,8 @@ struct dest {
     size_t held, n_ready, in_flight, retrying;
     long long token_wait_until, hold_until, hold_checked;
     long long wake_ms; /* when dispatch can move again after a time-based block */
-    char bucket_key[SL_TOPIC_NAME_MAX + 16], hold_key[SL_TOPIC_NAME_MAX + 16];
+    /* "<key prefix>deliver.<name>", then ":bucket", ":hold", ":ledger:<scoped id>" */
+    char key_base[DEST_KEY_MAX], bucket_key[DEST_KEY_MAX + 16], hold_key[DEST_KEY_MAX + 16];
     char auth_ok; /* the last token fetch worked (readiness) */
     dlv_http_req_t *token_req;
     struct dlv_auth_fetch fetch; /* the running token request's parts */
@@ -170,6 +175,7 @@ struct dlv_engine {
     sl_producer_t *producer;
     sl_redis_t *redis;
     sl_crashguard_t *guard;
+    const char *key_prefix; /* sl_redis_key_prefix, borrowed */
     dlv_http_t *http;
     dlv_timers_t *timers;
     int wake[2];
@@ -432,6 +438,7 @@ static void free_event(struct event *ev)
         rd_kafka_headers_destroy(ev->hdrs);
     free(ev->idem_key);
     free(ev->ledger_key);
+    free(ev->ledger_old);
     free(ev->payload);
     free(ev->url);
     free(ev->body);
@@ -579,6 +586,20 @@ static void dead_letter(struct event *ev, const char *reason)
 
 /* ---- intake ---- */
 
+/* asprintf() into *out (NULL before), leaving it NULL on failure, where asprintf() leaves it
+ * undefined: the event's destructor frees whatever was made. */
+static bool format_key(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool format_key(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        *out = NULL;
+    return n >= 0;
+}
+
 static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *msg)
 {
     struct dest *d = opaque;
@@ -630,9 +651,12 @@ static void on_record(void *opaque, dlv_part_t *part, const rd_kafka_message_t *
         return;
     }
     const char *id = sl_ce_get(&ev->ce, "id");
-    if (asprintf(&ev->idem_key, "%s:%s", id, d->conf.name) < 0 ||
-        asprintf(&ev->ledger_key, "%s:ledger:%s", dlv_consumer_topic(d->consumer), id) < 0) {
-        ev->idem_key = ev->ledger_key = NULL;
+    const char *topic = dlv_consumer_topic(d->consumer);
+    char scoped[SL_CE_SCOPED_ID_LEN + 1];
+    if (sl_ce_scoped_id(&ev->ce, id, scoped) != 0 ||
+        !format_key(&ev->idem_key, "%s:%s", scoped, d->conf.name) ||
+        !format_key(&ev->ledger_key, "%s:ledger:%s", d->key_base, scoped) ||
+        !format_key(&ev->ledger_old, "%s:ledger:%s", topic, id)) {
         fail(e, "out of memory taking a record");
         ev->dropped = true;
         maybe_finish(ev);
@@ -761,7 +785,10 @@ static void checked(struct event *ev, bool seen)
 }
 
 /* One round trip for up to DLV_REDIS_BATCH events of `list`: EXISTS (check) or SET PX
- * (mark). Returns how many were done; on a failure none are (they stay for the next turn). */
+ * (mark). Returns how many were done; on a failure none are (they stay for the next turn).
+ * The check asks for the scoped key and the key of earlier versions at once (EXISTS counts
+ * both), so an event delivered before the upgrade is not sent again; the mark writes the
+ * scoped key only (deliver.h, Upgrade). */
 static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
 {
     struct sl_redis_command cmds[DLV_REDIS_BATCH];
@@ -785,8 +812,8 @@ static size_t ledger_round(dlv_engine_t *e, struct link *list, bool mark)
             argv[n][3] = "PX", argv[n][4] = ttl[n];
             cmds[n] = (struct sl_redis_command){5, argv[n], NULL};
         } else {
-            argv[n][0] = "EXISTS", argv[n][1] = ev->ledger_key;
-            cmds[n] = (struct sl_redis_command){2, argv[n], NULL};
+            argv[n][0] = "EXISTS", argv[n][1] = ev->ledger_key, argv[n][2] = ev->ledger_old;
+            cmds[n] = (struct sl_redis_command){3, argv[n], NULL};
         }
         if (alone) {
             n++;
@@ -1087,13 +1114,12 @@ static struct curl_slist *request_headers(struct event *ev, const char *credenti
         char sig[DLV_SIGN_HEADER_MAX], ts[24];
         long long t = wall_ms() / 1000;
         snprintf(ts, sizeof(ts), "%lld", t);
-        if (dlv_signer_sign(d->signer, now, sl_ce_get(&ev->ce, "id"), t,
-                            ev->body ? ev->body : ev->payload, ev->body ? ev->body_len : ev->len,
-                            sig, sizeof(sig), err) != 0) {
+        if (dlv_signer_sign(d->signer, now, ev->idem_key, t, ev->body ? ev->body : ev->payload,
+                            ev->body ? ev->body_len : ev->len, sig, sizeof(sig), err) != 0) {
             curl_slist_free_all(l);
             return NULL;
         }
-        l = add_header(l, &ok, "webhook-id", sl_ce_get(&ev->ce, "id"));
+        l = add_header(l, &ok, "webhook-id", ev->idem_key);
         l = add_header(l, &ok, "webhook-timestamp", ts);
         l = add_header(l, &ok, "webhook-signature", sig);
     }
@@ -1517,8 +1543,9 @@ static int dest_init(dlv_engine_t *e, struct dest *d, const char *name, struct s
         !(d->guarded = sl_crashguard_topic(e->guard, dlv_consumer_group(d->consumer),
                                            dlv_consumer_topic(d->consumer), DLV_REDIS_BATCH, err)))
         return -1;
-    snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", dlv_consumer_topic(d->consumer));
-    snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", dlv_consumer_topic(d->consumer));
+    snprintf(d->key_base, sizeof(d->key_base), "%sdeliver.%s", e->key_prefix, name);
+    snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", d->key_base);
+    snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", d->key_base);
 
     sl_metrics_t *m = e->o.metrics;
     const char *const dl[] = {"destination", NULL};
@@ -1600,7 +1627,8 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
     list_init(&e->marking);
     if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng) || e->rng == 0)
         e->rng = (uint64_t)wall_ms() | 1;
-    if (dlv_settings_load(o->conf, &e->settings, err) != 0)
+    if (dlv_settings_load(o->conf, &e->settings, err) != 0 ||
+        sl_redis_key_prefix(o->conf, o->kafka->topic_prefix, &e->key_prefix, err) != 0)
         goto fail;
     if (pipe2(e->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         sl_err_set(err, SL_ERR_IO, "pipe: %s", strerror(errno));

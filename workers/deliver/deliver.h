@@ -28,14 +28,32 @@
  * not been recorded yet; the Idempotency-Key lets the destination recognise that one.
  *
  * What a destination receives, on every attempt:
- *   Idempotency-Key: <event id>:<destination>     (stable across retries, replays, restarts)
+ *   Idempotency-Key: <scoped id>:<destination>    (stable across retries, replays, restarts)
  *   Content-Type: the event's datacontenttype (application/json when it has none)
  *   ce-specversion, ce-id, ce-source, ce-type, ce-time: the CloudEvents attributes (binary mode)
  *   traceparent: the event's trace context, when it has one
  *   webhook-id, webhook-timestamp, webhook-signature: Standard Webhooks, when `sign` is set
+ *     (webhook-id is the Idempotency-Key: receivers of that scheme deduplicate on it)
  *   the credential header of `auth`, and the destination's own `headers`
  *   User-Agent: sluice-deliver/<version>
  * and as body the event's data, byte for byte.
+ *
+ * Identity. CloudEvents ids are unique only within their source, so the Idempotency-Key and
+ * the delivery ledger use the scoped id, sl_ce_scoped_id() of (ce_sluicesource, ce_source,
+ * ce_id): 32 hex digits. Equal ids from two sources are two events, each sent once. The ledger
+ * key is "<key prefix>deliver.<destination>:ledger:<scoped id>"; the rate-limit bucket and the
+ * fleet-wide hold are "<key prefix>deliver.<destination>:bucket" and ":hold". The key prefix is
+ * redis.key_prefix, by default kafka.topic_prefix (sl_redis_key_prefix), so the keys are the
+ * deliver topic's name unless two pipelines that share a Redis set their own.
+ *
+ * Upgrade from the unscoped ledger (issue 11). Earlier builds keyed the ledger by the bare
+ * event id, "<deliver topic>:ledger:<event id>", and sent "<event id>:<destination>". The
+ * ledger check asks for both keys in one EXISTS and the mark writes the scoped key only, so an
+ * event delivered before the upgrade is not sent again for one ledger_ttl. The old key can be
+ * dropped from the check once every deliver has run this version for longer than the largest
+ * ledger_ttl (default 7 days): the old keys have expired by then. Events sent by both versions
+ * (a record redelivered across the upgrade while not yet in the ledger) reach the destination
+ * with the old and then the new Idempotency-Key: once, at the upgrade.
  *
  * Redis is needed for the ledger, the rate-limit bucket and the fleet-wide hold. When it does
  * not answer, deliver fails closed: nothing is sent (an unchecked ledger could send an event

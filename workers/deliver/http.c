@@ -201,6 +201,9 @@ dlv_http_req_t *dlv_http_start(dlv_http_t *h, const struct dlv_http_spec *spec, 
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
+    /* The path as built, never with dot segments resolved by libcurl: template.h refuses them,
+     * and what the audit shows is what was sent. */
+    SET(CURLOPT_PATH_AS_IS, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_WRITEFUNCTION, on_body);

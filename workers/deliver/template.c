@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sl_expr.h"
+#include "sl_text.h"
 
 struct dlv_template {
     char *text;
@@ -39,6 +40,13 @@ dlv_template_t *dlv_template_new(const char *name, const char *text, struct sl_e
     }
     const char *path = strchr(scheme_end + 3, '/');
     const char *p = text;
+    struct sl_err dot;
+    if (sl_url_refuse_dot_segments(text, &dot) != 0) {
+        /* Sent as written (CURLOPT_PATH_AS_IS), so a server would resolve it: write the path
+         * it leads to instead. */
+        sl_err_set(err, SL_ERR_CONFIG, "%s: %s", name, dot.msg);
+        goto fail;
+    }
     for (;;) {
         const char *open = strstr(p, "{{");
         if (!open) {
@@ -155,6 +163,12 @@ char *dlv_template_render(const dlv_template_t *t, const json_t *event, struct s
         if (!ok)
             goto too_long;
     }
+    /* Values cannot hold '/' (it is encoded) but can be "." or "..", or end a literal "." into
+     * one: a server would resolve that segment away and the request, with the destination's
+     * credentials, would reach another path. Refused, never encoded: many servers decode %2E
+     * before they resolve dot segments. The configured text has none (dlv_template_new). */
+    if (sl_url_refuse_dot_segments(out, err) != 0)
+        goto fail;
     char *fit = realloc(out, len + 1); /* events keep their URL: no 8 KiB each */
     return fit ? fit : out;
 too_long:

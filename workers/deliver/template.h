@@ -9,6 +9,14 @@
  * its path segment or query value, and parts are allowed only after the host: the scheme and
  * the host are always the configured ones. A URL without parts is used as it is, with no
  * evaluation at all.
+ *
+ * Dot segments. A rendered path segment that is "." or ".." (a value "..", or a value "."
+ * after a literal ".") is refused: the event is dead-lettered with the reason, never sent.
+ * A server or proxy would resolve it (RFC 3986 remove_dot_segments, many after decoding %2E,
+ * so encoding the dots is no defence) and the request, with the destination's credentials,
+ * would reach another path: /ingest/../records is /records. The configured URL may not have
+ * one either, and libcurl sends every path as written (CURLOPT_PATH_AS_IS), never resolving
+ * it itself. Empty values are refused as before, so a part never makes an empty segment.
  */
 #ifndef DLV_TEMPLATE_H
 #define DLV_TEMPLATE_H
@@ -35,7 +43,8 @@ bool dlv_template_dynamic(const dlv_template_t *t);
 const char *dlv_template_text(const dlv_template_t *t);
 
 /* The URL for one event (the caller frees it), or NULL with *err: a part failed, gave
- * something other than a string or number, or the URL grew past DLV_URL_MAX. A budget error
+ * something other than a string or number or an empty string, made a dot segment (above), or
+ * the URL grew past DLV_URL_MAX. A budget error
  * keeps sl_expr's code and fatal flag. */
 char *dlv_template_render(const dlv_template_t *t, const json_t *event, struct sl_err *err);
 

@@ -147,6 +147,7 @@ enum fetch_class fetch_get(fetch_t *f, const char *url, long timeout_ms, size_t 
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sluice-transform/" SLUICE_VERSION);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* lookup.c refuses dot segments */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);

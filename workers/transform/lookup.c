@@ -13,6 +13,7 @@
 #include "fetch.h"
 #include "sl_expr.h"
 #include "sl_log.h"
+#include "sl_text.h"
 
 /* "<prefix>lookup:<64 hex digits>" */
 #define LOOKUP_CACHE_KEY_MAX (256 + 8 + 64)
@@ -365,6 +366,12 @@ static enum lookup_result run_http(lookup_t *l, const json_t *input, json_t **va
         return LOOKUP_FAILED;
     }
     fetch_redact(url, where, sizeof(where));
+    if (sl_url_refuse_dot_segments(url, err) != 0) {
+        /* The request, with the lookup's headers, would reach another path than the one the
+         * expression meant (lookup.h). */
+        sl_err_prefix(err, "GET %s", where);
+        return LOOKUP_FAILED;
+    }
     if (l->cache_ttl_ms > 0) {
         if (cache_key(l, url, key, sizeof(key), err) != 0)
             return LOOKUP_RETRY;

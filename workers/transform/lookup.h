@@ -7,9 +7,16 @@
  *                 `json: true`.
  *   type: http    GET <url> (`url` a jq expression; http or https), answered with JSON. With
  *                 `cache_ttl` > 0 (the default, 5m) the answer is kept in Redis under
- *                 "<topic prefix>lookup:<sha256 of the URL>" for that long, and a cached answer
+ *                 "<key prefix>lookup:<sha256 of the URL>" for that long (the key prefix is
+ *                 redis.key_prefix, by default the topic prefix), and a cached answer
  *                 is used without asking the API. Misses and errors are never cached, so a
  *                 resource created later is found on the next event.
+ *
+ *                 A URL whose path has a "." or ".." segment (also written %2E) is refused
+ *                 (LOOKUP_FAILED, never requested): a server would resolve it, and a value
+ *                 such as ".." in `"https://api/customers/" + .data.id` would reach another
+ *                 path with the lookup's headers. libcurl sends paths as written
+ *                 (CURLOPT_PATH_AS_IS). jq's @uri keeps dots: it does not avoid this.
  *
  * Expressions see the event as the mapping does, with `.lookups` holding the results of the
  * rule's earlier lookups (so a Redis lookup can find the id an HTTP lookup then fetches). A
@@ -66,10 +73,10 @@ enum lookup_type lookup_type(const lookup_t *l);
 /* Whether lookup_run() talks to Redis (a redis lookup, or an http lookup with a cache). */
 bool lookup_needs_redis(const lookup_t *l);
 
-/* Readies the lookup to run: `redis` (borrowed; NULL when !lookup_needs_redis()), the topic
- * prefix of its cache keys (borrowed), and for http the request headers, whose values are read
- * only here (they may name secrets that only the stage's environment holds: an unset variable
- * fails here, naming file, line and key, not in lookup_new()). */
+/* Readies the lookup to run: `redis` (borrowed; NULL when !lookup_needs_redis()), the Redis
+ * key prefix of its cache keys (sl_redis_key_prefix; borrowed), and for http the request headers,
+ * whose values are read only here (they may name secrets that only the stage's environment holds:
+ * an unset variable fails here, naming file, line and key, not in lookup_new()). */
 int lookup_start(lookup_t *l, sl_redis_t *redis, const char *prefix, struct sl_err *err)
     __attribute__((warn_unused_result));
 

@@ -238,18 +238,20 @@ static int transform_init(void **ctx, const struct sl_stage_env *env, struct sl_
         }
         t->curl_ready = true;
     }
+    const char *key_prefix = NULL;
     if (needs_redis) {
         /* sl_redis_new() only parses the URL: a bad one fails here, a Redis that is down
          * does not (the events wait for it). */
         const char *url;
         int timeout_ms;
-        if (sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
+        if (sl_redis_key_prefix(env->conf, env->topic_prefix, &key_prefix, err) != 0 ||
+            sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
             !(t->redis = sl_redis_new(url, timeout_ms, err)))
             goto fail;
     }
     for (size_t i = 0; i < t->n_rules; i++)
         for (size_t j = 0; j < t->rules[i].n_lookups; j++)
-            if (lookup_start(t->rules[i].lookups[j].lookup, t->redis, env->topic_prefix, err) != 0)
+            if (lookup_start(t->rules[i].lookups[j].lookup, t->redis, key_prefix, err) != 0)
                 goto fail;
     t->m_events = sl_metrics_counter(env->metrics, "sluice_transform_events_total",
                                      "Events by the rule that mapped them (\"_none\": no rule "

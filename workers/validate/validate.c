@@ -23,7 +23,7 @@
 #define VALIDATE_PATH_MAX 4096
 /* The dedup key and value (see validate.h): a topic name, a source name (<= 100), a few
  * separators and numbers, and one attribute value. */
-#define VALIDATE_DEDUP_MAX (SL_TOPIC_NAME_MAX + 160 + SL_CE_MAX_VALUE)
+#define VALIDATE_DEDUP_MAX (SL_TOPIC_NAME_MAX + SL_REDIS_KEY_PREFIX_MAX + 160 + SL_CE_MAX_VALUE)
 
 /* Final results, the `result` label of sluice_validate_events_total. */
 enum result {
@@ -66,7 +66,8 @@ struct validate {
     size_t n_sources;
     struct entry unknown; /* events of no configured source */
     long long window_ms;
-    const char *prefix; /* topic prefix, borrowed from the stage env */
+    const char *prefix;       /* Redis key prefix (sl_redis_key_prefix), borrowed */
+    const char *topic_prefix; /* of the keys of earlier builds (validate.h, Upgrade), borrowed */
     sl_redis_t *redis;
     sl_metric_t *m_events;
 };
@@ -199,9 +200,10 @@ static int validate_init(void **ctx, const struct sl_stage_env *env, struct sl_e
     struct validate *v = validate_build(env->conf, err);
     if (!v)
         return -1;
-    v->prefix = env->topic_prefix;
+    v->topic_prefix = env->topic_prefix;
     /* sl_redis_new() only parses the URL: a bad one fails here, a Redis that is down does not. */
-    if (sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
+    if (sl_redis_key_prefix(env->conf, env->topic_prefix, &v->prefix, err) != 0 ||
+        sl_redis_settings(env->conf, &url, &timeout_ms, err) != 0 ||
         !(v->redis = sl_redis_new(url, timeout_ms, err)))
         goto fail;
     sl_redis_persistence_watch(v->redis, env->metrics);
@@ -380,18 +382,22 @@ static enum sl_verdict dedup_verdict(int rc, const struct sl_err *err, enum sl_r
     return SL_DUPLICATE;
 }
 
-/* Reads the claim value of `key` into holder (a duplicate's reason names the first event).
- * *found is false when the key has expired meanwhile. */
-static int read_holder(struct validate *v, const char *key, char *holder, size_t size, bool *found,
-                       struct sl_err *err)
+/* Reads the claim value of `key`, else of `old_key`, into holder (a duplicate's reason names
+ * the first event). *found is false when both have expired meanwhile. */
+static int read_holder(struct validate *v, const char *key, const char *old_key, char *holder,
+                       size_t size, bool *found, struct sl_err *err)
 {
-    const char *argv[] = {"GET", key};
+    const char *argv[] = {"MGET", key, old_key};
     redisReply *reply;
-    if (sl_redis_cmd(v->redis, &reply, 2, argv, NULL, err) != 0)
+    if (sl_redis_cmd(v->redis, &reply, 3, argv, NULL, err) != 0)
         return -1;
-    *found = reply->type == REDIS_REPLY_STRING;
-    if (*found)
-        snprintf(holder, size, "%.*s", (int)reply->len, reply->str);
+    *found = false;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements && !*found; i++) {
+        const redisReply *e = reply->element[i];
+        *found = e->type == REDIS_REPLY_STRING;
+        if (*found)
+            snprintf(holder, size, "%.*s", (int)e->len, e->str);
+    }
     freeReplyObject(reply);
     return 0;
 }
@@ -406,23 +412,30 @@ static enum sl_verdict dedup(struct validate *v, const struct source *s, const s
         json_object_set_new(detail, "dedup", json_string(s->dedup ? "no_key" : "off"));
         return SL_PASS;
     }
-    char key[VALIDATE_DEDUP_MAX], value[VALIDATE_DEDUP_MAX], holder[VALIDATE_DEDUP_MAX];
+    char key[VALIDATE_DEDUP_MAX], old_key[VALIDATE_DEDUP_MAX], value[VALIDATE_DEDUP_MAX],
+        holder[VALIDATE_DEDUP_MAX], scoped[SL_CE_SCOPED_ID_LEN + 1];
     struct sl_err err;
     enum sl_redis_claim claim = SL_REDIS_CLAIM_FIRST;
     bool found = false;
-    int n = snprintf(key, sizeof(key), "%sdedup:%s:%s", v->prefix, s->name, idem);
+    if (sl_ce_scoped_id(in->ce, idem, scoped) != 0) {
+        sl_emit_reason(out, "dedup: cannot hash the idempotency key");
+        return SL_RETRY;
+    }
+    int n = snprintf(key, sizeof(key), "%sdedup.v2:%s:%s", v->prefix, s->name, scoped);
+    int o = snprintf(old_key, sizeof(old_key), "%sdedup:%s:%s", v->topic_prefix, s->name, idem);
     int m = snprintf(value, sizeof(value), "%s/%d/%lld %s", in->topic, (int)in->partition,
                      (long long)in->offset, sl_ce_get(in->ce, "id"));
-    if (n < 0 || (size_t)n >= sizeof(key) || m < 0 || (size_t)m >= sizeof(value)) {
+    if (n < 0 || (size_t)n >= sizeof(key) || o < 0 || (size_t)o >= sizeof(old_key) || m < 0 ||
+        (size_t)m >= sizeof(value)) {
         /* Cannot happen within the attribute and topic bounds; never pass unchecked. */
         sl_emit_reason(out, "dedup key too long");
         return SL_RETRY;
     }
-    int rc = sl_redis_dedup_claim(v->redis, key, value, v->window_ms, &claim, &err);
+    int rc = sl_redis_dedup_claim(v->redis, key, old_key, value, v->window_ms, &claim, &err);
     if (rc == 0)
         sl_redis_persistence_check(v->redis); /* once: when Redis was down at start-up */
     if (rc == 0 && claim == SL_REDIS_CLAIM_DUPLICATE)
-        rc = read_holder(v, key, holder, sizeof(holder), &found, &err);
+        rc = read_holder(v, key, old_key, holder, sizeof(holder), &found, &err);
     return dedup_verdict(rc, &err, claim, found ? holder : NULL, in, out);
 }
 

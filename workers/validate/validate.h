@@ -20,8 +20,20 @@
  *
  * Dedup. One Redis key per business event, claimed for `dedup.window` (days are fine):
  *
- *     key    <topic prefix>dedup:<source>:<idempotency key>   e.g. sluice.dedup:stripe:evt_1
- *     value  <topic>/<partition>/<offset> <event id>          e.g. sluice.ingress/3/1207 0190...
+ *     key    <key prefix>dedup.v2:<source>:<scoped id>    e.g. sluice.dedup.v2:stripe:3f2a...
+ *     value  <topic>/<partition>/<offset> <event id>      e.g. sluice.ingress/3/1207 0190...
+ *
+ * The key prefix is redis.key_prefix, by default the topic prefix (sl_redis_key_prefix). The
+ * scoped id is sl_ce_scoped_id() of (sluicesource, CloudEvents source, idempotency key):
+ * an idempotency key is unique only within its source, so equal keys of two sources, or of two
+ * CloudEvents sources posting through one sluice source, are two events.
+ *
+ * Upgrade. Earlier builds claimed "<topic prefix>dedup:<source>:<idempotency key>" (without
+ * the CloudEvents source). The claim reads that key too, never writes it, and when it exists
+ * it decides (sl_redis_dedup_claim's old_key), so a sender's retry of an event first claimed
+ * before the upgrade is still a duplicate for the rest of its window. Within that one window,
+ * an event whose old-format key another CloudEvents source holds is a duplicate as before the
+ * upgrade. Remove the old key from the claim once this version has run for one dedup.window.
  *
  * The value names the Kafka record that claimed the key, and the claim compares it:
  *   - FIRST (nobody held the key): pass.
