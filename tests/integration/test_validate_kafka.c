@@ -413,10 +413,10 @@ SL_TEST(equal_idempotency_keys_of_two_sources_both_pass)
     rd_kafka_t *c;
     size_t n = sl_testenv_read_all(r.t.out, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 3, &c);
     SL_CHECK_INT(n, 3);
-    check_unchanged(find(msgs, n, "o-1"), &evs[0]);
-    check_unchanged(find(msgs, n, "o-2"), &evs[1]);
-    check_unchanged(find(msgs, n, "s-1"), &evs[3]);
-    SL_CHECK(!find(msgs, n, "o-3"));
+    check_unchanged(sl_testenv_find(msgs, n, "o-1"), &evs[0]);
+    check_unchanged(sl_testenv_find(msgs, n, "o-2"), &evs[1]);
+    check_unchanged(sl_testenv_find(msgs, n, "s-1"), &evs[3]);
+    SL_CHECK(!sl_testenv_find(msgs, n, "o-3"));
     sl_testenv_free_records(msgs, n, c);
 
     n = sl_testenv_read_all(r.t.audit, 3, msgs, sizeof(msgs) / sizeof(msgs[0]), 4, &c);
