@@ -66,9 +66,10 @@ static const struct sl_conf_key ingress_keys[] = {
      "them; past it the connection is closed (the slowloris guard).",
      NULL, 1000, 3600000},
     {"max_connections", SL_CK_INT, "1000", "Open connections at most.", NULL, 1, 100000},
-    {"max_connections_per_ip", SL_CK_INT, "0",
-     "Open connections per client address at most; 0 = no limit (behind a load balancer every "
-     "client has its address).",
+    {"max_connections_per_ip", SL_CK_INT, "100",
+     "Open connections per client address at most (more are closed at once, and logged at most "
+     "once a second); 0 = no limit, for a proxy or load balancer in front that connects from "
+     "few addresses.",
      NULL, 0, 100000},
     {"threads", SL_CK_INT, "2",
      "HTTP worker threads (at least 2: libmicrohttpd 0.9.75's single-thread mode stalls "
