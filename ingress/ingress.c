@@ -92,6 +92,7 @@ struct request {
     /* result: written by the delivery report before it resumes the connection */
     _Atomic int state;
     bool delivered;
+    unsigned refused; /* 413 or 400: Kafka refused the record itself (no retry can help) */
     enum unavailable why;
     int64_t produced_ns;
     char *id;
@@ -458,6 +459,21 @@ static unsigned check_framing(struct MHD_Connection *conn, const char *method, c
 
 /* ---- the delivery report -------------------------------------------------------------------- */
 
+_Static_assert(INGRESS_CONNECTION_MEMORY + 16 * 1024 <= SL_PIPELINE_RECORD_ALLOWANCE,
+               "a record's headers (copies of request headers, plus Sluice's own) must fit in "
+               "the allowance that the pipeline check reserves next to max_body_bytes");
+
+/* The status for a produce error: 413 or 400 when Kafka refused the record itself (a permanent
+ * error: the sender must not retry it), 0 when a retry may succeed (a 503). */
+static unsigned refused_status(const struct sl_err *err)
+{
+    if (err->retriable)
+        return 0;
+    return err->code == SL_ERR_TOO_LARGE ? MHD_HTTP_CONTENT_TOO_LARGE
+           : err->code == SL_ERR_INVALID ? MHD_HTTP_BAD_REQUEST
+                                         : 0;
+}
+
 static void on_delivery(void *opaque, int32_t partition, int64_t offset, const struct sl_err *err)
 {
     struct request *req = opaque;
@@ -467,6 +483,7 @@ static void on_delivery(void *opaque, int32_t partition, int64_t offset, const s
     req->delivered = !err;
     if (err) {
         req->why = UNAV_KAFKA;
+        req->refused = refused_status(err);
         snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
                  (int)sizeof(req->kafka_error) - 1, err->msg);
     }
@@ -647,10 +664,14 @@ static void produce(ingress_t *ing, struct request *req, struct envelope *env,
     if (rc == 0)
         return;
     rd_kafka_headers_destroy(hdrs);
-    req->why = closed ? UNAV_STOPPING : UNAV_QUEUE_FULL;
-    if (!closed)
+    req->why = closed                           ? UNAV_STOPPING
+               : err.code == SL_ERR_UNAVAILABLE ? UNAV_QUEUE_FULL
+                                                : UNAV_KAFKA;
+    if (!closed) {
+        req->refused = refused_status(&err);
         snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
                  (int)sizeof(req->kafka_error) - 1, err.msg);
+    }
     atomic_store(&req->state, REQ_DONE);
     MHD_resume_connection(req->conn);
     atomic_fetch_sub(&ing->waiting, 1);
@@ -721,6 +742,15 @@ static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
 static enum MHD_Result on_result(ingress_t *ing, struct request *req)
 {
     const char *name = source_name(req->src);
+    if (!req->delivered && req->refused) {
+        char detail[sizeof(req->kafka_error) + 64];
+        snprintf(detail, sizeof(detail), "the event cannot be written to Kafka, now or later: %s",
+                 req->kafka_error);
+        return reject(req->conn, req->stats, name, req->started_ns, req->refused,
+                      req->refused == MHD_HTTP_CONTENT_TOO_LARGE ? REPLY_TOO_LARGE
+                                                                 : REPLY_INVALID_EVENT,
+                      detail);
+    }
     if (!req->delivered)
         return reject_unavailable(ing, req->conn, req->stats, name, req->started_ns, req->why,
                                   req->kafka_error[0] ? req->kafka_error : NULL);
@@ -999,8 +1029,8 @@ int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, str
     const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "ingress");
     long long body, request, idle, read, conns, per_ip, threads;
     if (sl_conf_str(conf, sec, "listen", "0.0.0.0:8080", &s->listen, err) != 0 ||
-        sl_conf_size(conf, sec, "max_body_bytes", 1024 * 1024, 1, 64 * 1024 * 1024, &body, err) !=
-            0 ||
+        sl_conf_size(conf, sec, "max_body_bytes", SL_PIPELINE_MAX_BODY_DEFAULT, 1, 64 * 1024 * 1024,
+                     &body, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "request_timeout", 10000, 100, 300000, &request, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "idle_timeout", 15000, 1000, 3600000, &idle, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "read_timeout", 10000, 1000, 3600000, &read, err) != 0 ||

@@ -26,7 +26,8 @@
  *             thread ever waits for Kafka. The producer's message.timeout.ms is
  *             min(kafka.produce_timeout, ingress.request_timeout), so every suspended request
  *             gets its report within the request deadline; a full producer queue is a 503 at
- *             once. Every 503 carries Retry-After.
+ *             once. Every 503 carries Retry-After. A record Kafka refuses for what it is (too
+ *             large for the topic, invalid) is a 413 or 400: no retry could change it.
  *
  * Slow clients: libmicrohttpd's idle timeout closes a silent connection, but a client that
  * sends one byte just often enough never goes idle. A housekeeping thread therefore gives each

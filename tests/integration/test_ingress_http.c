@@ -5,11 +5,14 @@
  *     it keeps sending (lingering close); an unknown Transfer-Encoding gets a 501 at once;
  *   - each request smuggling primitive gets a 400 and the connection is closed;
  *   - JSON that validate would refuse (duplicate keys, an integer beyond int64) gets a 400;
+ *   - a body within max_body_bytes fits in a Kafka record (the size chain), and one that Kafka
+ *     refuses all the same gets a 413, never a 503;
  *   - the per-address connection limit is on by default, and its log line is rate-limited.
  * Behaviour only: no assertion depends on how fast anything is.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -242,6 +245,74 @@ SL_TEST(json_that_validate_refuses_gets_400)
         http_request(harness_port(h), "POST", "/v1/events/open", headers, fine, strlen(fine), &r),
         202);
     SL_CHECK_INT(records_in_topic(h, 1, 2000), 1);
+    harness_destroy(h);
+}
+
+/* A JSON event of exactly `len` bytes (len >= 64) that lz4 cannot shrink: random base64 in a
+ * string. The caller frees it. */
+static char *incompressible_event(size_t len)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *head = "{\"type\":\"big\",\"pad\":\"";
+    char *body = malloc(len + 1);
+    SL_REQUIRE(body);
+    size_t h = strlen(head);
+    memcpy(body, head, h);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = h; i < len - 2; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        body[i] = b64[x % 64];
+    }
+    memcpy(body + len - 2, "\"}", 3);
+    return body;
+}
+
+static long post_event(const harness_t *h, const char *body, size_t len, struct http_reply *r)
+{
+    const char *headers[] = {json_ct, NULL};
+    return http_request(harness_port(h), "POST", "/v1/events/open", headers, body, len, r);
+}
+
+SL_TEST(bodies_kafka_cannot_take_get_413_never_503)
+{
+    /* The defaults: max_body_bytes 1 MiB, kafka.max_message_bytes 2 MiB, the topic made as
+     * `topics create` makes it. The body size of the report (1,015,161 bytes) used to get a
+     * 503 "producer queue is full" for good: librdkafka's default message.max.bytes is 1e6. */
+    harness_t *h = harness_start("", SOURCES_YAML);
+    struct http_reply r;
+    static const size_t sizes[] = {1015161, 1024 * 1024};
+    for (size_t i = 0; i < 2; i++) {
+        char *body = incompressible_event(sizes[i]);
+        SL_CHECK_INT(post_event(h, body, sizes[i], &r), 202);
+        free(body);
+    }
+    char *over = incompressible_event(1024 * 1024 + 1);
+    SL_CHECK_INT(post_event(h, over, 1024 * 1024 + 1, &r), 413);
+    http_check_error(&r, "body_too_large", "over max_body_bytes");
+    free(over);
+    struct records recs;
+    harness_read_topic(harness_topic(h), MAX_RECORDS, 2, 30000, 1000, &recs);
+    SL_CHECK_INT(recs.n, 2);
+    for (size_t i = 0; i < recs.n && i < 2; i++)
+        SL_CHECK(recs.m[i]->len == sizes[0] || recs.m[i]->len == sizes[1]);
+    records_free(&recs);
+    harness_destroy(h);
+
+    /* A topic that `topics create` did not make, with a smaller limit (here about 2 MiB) than
+     * the configuration allows (4 MiB): Kafka refuses the record, which no retry can change, so
+     * the sender gets a 413, not a 503; and the producer goes on working. */
+    h = harness_start_kafka("  max_message_bytes: 4MiB\n", "    max_body_bytes: 3MiB\n",
+                            SOURCES_YAML);
+    size_t big = 2560 * 1024;
+    char *body = incompressible_event(big);
+    SL_CHECK_INT(post_event(h, body, big, &r), 413);
+    http_check_error(&r, "body_too_large", "refused by the topic");
+    SL_CHECK(r.retry_after[0] == '\0');
+    free(body);
+    SL_CHECK_INT(post_event(h, "{\"type\":\"small\"}", 16, &r), 202);
+    SL_CHECK_INT(records_in_topic(h, 1, 1000), 1);
+    SL_CHECK(harness_metric(h, "sluice_ingress_requests_total{source=\"open\",status=\"503\"}") ==
+             0);
     harness_destroy(h);
 }
 
