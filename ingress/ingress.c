@@ -944,8 +944,9 @@ static void reap_slow(ingress_t *ing)
         SL_INFO("rejected: %zu more connections closed for the same reason", reaped - REAP_LOG_MAX);
 }
 
-/* Drains the lingering connections; closes each at its end, its deadline, or its byte bound.
- * With `all`, closes every one (the stop). */
+/* Drains the lingering connections, one buffer each per tick (so the lock is held briefly
+ * however fast clients send); closes each at its end, its deadline, or its byte bound. With
+ * `all`, closes every one (the stop). */
 static void drain_lingering(ingress_t *ing, bool all)
 {
     char buf[16384];
@@ -954,11 +955,10 @@ static void drain_lingering(ingress_t *ing, bool all)
     for (size_t i = 0; i < ing->n_lingering;) {
         struct lingering *l = &ing->lingering[i];
         bool done = all || now >= l->deadline_ms;
-        while (!done) {
+        if (!done) {
             ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                break;
-            done = n <= 0 || (l->read += (size_t)n) > INGRESS_LINGER_READ_MAX;
+            bool again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            done = !again && (n <= 0 || (l->read += (size_t)n) > INGRESS_LINGER_READ_MAX);
         }
         if (!done) {
             i++;
