@@ -15,6 +15,7 @@ static const char *const errcode_names[] = {
     [SL_ERR_KAFKA] = "kafka",
     [SL_ERR_NOMEM] = "nomem",
     [SL_ERR_INTERNAL] = "internal",
+    [SL_ERR_TOO_LARGE] = "too_large",
 };
 
 static int err_vset(struct sl_err *err, enum sl_errcode code, bool retriable, const char *fmt,

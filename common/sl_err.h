@@ -25,6 +25,7 @@ enum sl_errcode {
     SL_ERR_KAFKA,       /* Kafka answered with an error */
     SL_ERR_NOMEM,       /* allocation failed or a bound was reached */
     SL_ERR_INTERNAL,    /* a broken invariant */
+    SL_ERR_TOO_LARGE,   /* over a size limit that no retry changes (a record Kafka refuses) */
 };
 
 #define SL_ERR_MSG_MAX 512

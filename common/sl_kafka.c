@@ -26,6 +26,11 @@ const struct sl_conf_key sl_kafka_conf_keys[] = {
      NULL, 0, 1000},
     {"compression", SL_CK_ENUM, "lz4", "Record batch compression.", NULL, 0, 0,
      compression_choices},
+    {"max_message_bytes", SL_CK_SIZE, "2MiB",
+     "Largest record any Sluice client writes (librdkafka message.max.bytes). Must hold "
+     "ingress.max_body_bytes plus 32 KiB for the record's key and headers; `sluicectl topics "
+     "create` gives every topic max.message.bytes a little above it.",
+     NULL, SL_KAFKA_MAX_MESSAGE_MIN, SL_KAFKA_MAX_MESSAGE_MAX},
     {"properties", SL_CK_STRING_MAP, NULL,
      "librdkafka properties passed through as they are (e.g. security.protocol). acks and "
      "enable.idempotence cannot be weakened; the keys above take precedence."},
@@ -43,6 +48,7 @@ void sl_kafka_settings_default(struct sl_kafka_settings *s)
     s->produce_timeout_ms = 10000;
     s->linger_ms = 5;
     s->compression = "lz4";
+    s->max_message_bytes = SL_KAFKA_MAX_MESSAGE_DEFAULT;
 }
 
 int sl_kafka_settings_load(const sl_conf_t *conf, struct sl_kafka_settings *s, struct sl_err *err)
@@ -57,7 +63,9 @@ int sl_kafka_settings_load(const sl_conf_t *conf, struct sl_kafka_settings *s, s
         sl_conf_duration_ms(conf, sec, "produce_timeout", s->produce_timeout_ms, 100, 900000,
                             &timeout, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "linger", s->linger_ms, 0, 1000, &linger, err) != 0 ||
-        sl_conf_str(conf, sec, "compression", s->compression, &s->compression, err) != 0)
+        sl_conf_str(conf, sec, "compression", s->compression, &s->compression, err) != 0 ||
+        sl_conf_size(conf, sec, "max_message_bytes", s->max_message_bytes, SL_KAFKA_MAX_MESSAGE_MIN,
+                     SL_KAFKA_MAX_MESSAGE_MAX, &s->max_message_bytes, err) != 0)
         return -1;
     s->partitions = (int)partitions;
     s->replication_factor = (int)rf;
@@ -69,11 +77,30 @@ int sl_kafka_settings_load(const sl_conf_t *conf, struct sl_kafka_settings *s, s
         return sl_conf_error(conf, props, err, "more than %d properties", SL_KAFKA_MAX_PROPERTIES);
     for (size_t i = 0; i < sl_conf_count(props); i++) {
         s->property_names[i] = sl_conf_key(props, i);
+        /* The size chain (sl_kafka.h) rests on this one value. */
+        if (strcmp(s->property_names[i], "message.max.bytes") == 0)
+            return sl_conf_error(conf, sl_conf_item(props, i), err,
+                                 "set kafka.max_message_bytes instead: the ingress body limit "
+                                 "and the topics' max.message.bytes follow it");
         if (sl_conf_as_str(conf, sl_conf_item(props, i), &s->property_values[i], err) != 0)
             return -1;
         s->n_properties++;
     }
     return 0;
+}
+
+#define BATCH_FRAMING_BYTES 1024 /* record batch header and one record's framing, with room */
+
+/* Settings made by hand (tests) may leave it 0: the default then. */
+static long long max_message_bytes(const struct sl_kafka_settings *s)
+{
+    return s->max_message_bytes ? s->max_message_bytes : SL_KAFKA_MAX_MESSAGE_DEFAULT;
+}
+
+long long sl_kafka_topic_max_bytes(const struct sl_kafka_settings *s)
+{
+    long long max = max_message_bytes(s);
+    return max + (max + 254) / 255 + BATCH_FRAMING_BYTES;
 }
 
 int sl_kafka_topic_name(const struct sl_kafka_settings *s, const char *name, char *buf, size_t size)
@@ -118,9 +145,12 @@ rd_kafka_conf_t *sl_kafka_conf_new(const struct sl_kafka_settings *s, const char
                                    struct sl_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char max_message[32];
+    snprintf(max_message, sizeof(max_message), "%lld", max_message_bytes(s));
     if (sl_kafka_conf_set(conf, "bootstrap.servers", s->brokers, err) != 0 ||
         sl_kafka_conf_set(conf, "client.id", client_id, err) != 0 ||
-        sl_kafka_conf_set(conf, "socket.keepalive.enable", "true", err) != 0)
+        sl_kafka_conf_set(conf, "socket.keepalive.enable", "true", err) != 0 ||
+        sl_kafka_conf_set(conf, "message.max.bytes", max_message, err) != 0)
         goto fail;
     rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
     rd_kafka_conf_set_error_cb(conf, on_rdkafka_error);
@@ -144,6 +174,22 @@ struct sl_producer {
     atomic_bool stop;
 };
 
+/* Errors about the record itself, which no retry cures; SL_OK for the rest (a broker down, a
+ * leader moving, a timeout: retriable). */
+static enum sl_errcode permanent_code(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:    /* over message.max.bytes, or the topic's */
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE: /* the batch over the topic's limit */
+        return SL_ERR_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD: /* refused by the broker's record validation */
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return SL_ERR_INVALID;
+    default:
+        return SL_OK;
+    }
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     sl_producer_t *p = opaque;
@@ -154,10 +200,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         return;
     }
     struct sl_err err;
+    enum sl_errcode permanent = permanent_code(msg->err);
     enum sl_errcode code =
         msg->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? SL_ERR_TIMEOUT : SL_ERR_KAFKA;
-    sl_err_retriable(&err, code, "Kafka did not acknowledge the record: %s (%s)",
-                     rd_kafka_err2str(msg->err), rd_kafka_err2name(msg->err));
+    if (permanent)
+        sl_err_set(&err, permanent, "Kafka refused the record: %s (%s)", rd_kafka_err2str(msg->err),
+                   rd_kafka_err2name(msg->err));
+    else
+        sl_err_retriable(&err, code, "Kafka did not acknowledge the record: %s (%s)",
+                         rd_kafka_err2str(msg->err), rd_kafka_err2name(msg->err));
     if (rd_kafka_fatal_error(rk, NULL, 0))
         err.fatal = true, err.retriable = false;
     p->dr(msg->_private, msg->partition, msg->offset, &err);
@@ -235,7 +286,9 @@ int sl_producer_send(sl_producer_t *p, const char *topic, const void *key, size_
     if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return sl_err_retriable(err, SL_ERR_UNAVAILABLE,
                                 "Kafka producer queue is full: the broker is not keeping up");
-    return sl_err_set(err, SL_ERR_KAFKA, "cannot produce to %s: %s", topic, rd_kafka_err2str(rc));
+    enum sl_errcode permanent = permanent_code(rc);
+    return sl_err_set(err, permanent ? permanent : SL_ERR_KAFKA, "cannot produce to %s: %s (%s)",
+                      topic, rd_kafka_err2str(rc), rd_kafka_err2name(rc));
 }
 
 void sl_producer_poll(sl_producer_t *p, int timeout_ms)
@@ -313,6 +366,15 @@ int sl_kafka_create_topics(const struct sl_kafka_settings *s, const struct sl_to
                                           specs[i].replication_factor, errstr, sizeof(errstr));
         if (!topics[i]) {
             sl_err_set(err, SL_ERR_INVALID, "topic %s: %s", specs[i].name, errstr);
+            goto out;
+        }
+        char max_bytes[32];
+        snprintf(max_bytes, sizeof(max_bytes), "%lld", sl_kafka_topic_max_bytes(s));
+        rd_kafka_resp_err_t set =
+            rd_kafka_NewTopic_set_config(topics[i], "max.message.bytes", max_bytes);
+        if (set) {
+            sl_err_set(err, SL_ERR_INVALID, "topic %s: max.message.bytes: %s", specs[i].name,
+                       rd_kafka_err2str(set));
             goto out;
         }
     }

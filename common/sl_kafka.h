@@ -7,6 +7,14 @@
  * configured produce deadline: a record is either acknowledged by the in-sync replicas within
  * the deadline or its delivery report carries an error. Never both, never neither.
  *
+ * Record size, one chain (checked by sl_pipeline for the ingress's part):
+ *   ingress.max_body_bytes + the record's key and headers
+ *     <= kafka.max_message_bytes   (every client's message.max.bytes)
+ *     <= each topic's max.message.bytes, which topic creation sets to sl_kafka_topic_max_bytes():
+ *        max_message_bytes plus room for batch framing and compression's worst case.
+ * A record Kafka refuses for what it is (too large, invalid) is a permanent error, never a
+ * retriable one: SL_ERR_TOO_LARGE or SL_ERR_INVALID, from the send or in the delivery report.
+ *
  * librdkafka's own log lines are routed into sl_log (component's JSON lines).
  */
 #ifndef SL_KAFKA_H
@@ -33,6 +41,11 @@
 
 #define SL_KAFKA_MAX_PROPERTIES  32
 #define SL_KAFKA_DEFAULT_BROKERS "127.0.0.1:9092"
+/* kafka.max_message_bytes: default, and bounds. The upper one is librdkafka's default
+ * fetch.max.bytes, which a consumer's message.max.bytes must not exceed. */
+#define SL_KAFKA_MAX_MESSAGE_DEFAULT (2 * 1024 * 1024)
+#define SL_KAFKA_MAX_MESSAGE_MIN     (64 * 1024)
+#define SL_KAFKA_MAX_MESSAGE_MAX     52428800
 
 /* Strings are borrowed from the sl_conf_t they were loaded from (or, in tests, from literals)
  * and must outlive every handle made from the settings. */
@@ -44,7 +57,8 @@ struct sl_kafka_settings {
     int produce_timeout_ms; /* message.timeout.ms */
     int linger_ms;
     const char *compression;
-    size_t n_properties; /* librdkafka pass-through, applied last */
+    long long max_message_bytes; /* message.max.bytes of every client */
+    size_t n_properties;         /* librdkafka pass-through, applied last */
     const char *property_names[SL_KAFKA_MAX_PROPERTIES];
     const char *property_values[SL_KAFKA_MAX_PROPERTIES];
 };
@@ -56,6 +70,10 @@ extern const struct sl_conf_key sl_kafka_conf_keys[];
 void sl_kafka_settings_default(struct sl_kafka_settings *s);
 /* Defaults overridden by the `kafka` section of `conf` (which may be absent). */
 int sl_kafka_settings_load(const sl_conf_t *conf, struct sl_kafka_settings *s, struct sl_err *err);
+
+/* The max.message.bytes that topic creation gives each topic: max_message_bytes, plus a record
+ * batch's framing and lz4's worst-case growth of incompressible data (1/255, rounded up). */
+long long sl_kafka_topic_max_bytes(const struct sl_kafka_settings *s);
 
 /* `<prefix><name>` into buf; -1 when it does not fit. */
 int sl_kafka_topic_name(const struct sl_kafka_settings *s, const char *name, char *buf,
@@ -83,8 +101,10 @@ sl_producer_t *sl_producer_new(const struct sl_kafka_settings *s, const char *cl
 /* Serves delivery reports on a background thread until sl_producer_destroy(). */
 int sl_producer_start_poller(sl_producer_t *p, struct sl_err *err);
 /* Queues a record. `headers` is taken on success (left to the caller on failure). A full
- * local queue is a retriable SL_ERR_UNAVAILABLE. The delivery report follows exactly once for
- * every record queued. */
+ * local queue is a retriable SL_ERR_UNAVAILABLE; a record over message.max.bytes is a
+ * permanent SL_ERR_TOO_LARGE. The delivery report follows exactly once for every record
+ * queued; its error is retriable unless the broker refused the record itself (SL_ERR_TOO_LARGE,
+ * SL_ERR_INVALID). */
 int sl_producer_send(sl_producer_t *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, rd_kafka_headers_t *headers,
                      void *msg_opaque, struct sl_err *err);
@@ -106,8 +126,8 @@ struct sl_topic_spec {
     int replication_factor;
 };
 
-/* Creates the topics that do not exist yet; existing ones are left as they are (idempotent).
- * *created (may be NULL) counts the new ones. */
+/* Creates the topics that do not exist yet, with max.message.bytes = sl_kafka_topic_max_bytes();
+ * existing ones are left as they are (idempotent). *created (may be NULL) counts the new ones. */
 int sl_kafka_create_topics(const struct sl_kafka_settings *s, const struct sl_topic_spec *specs,
                            size_t n, int timeout_ms, size_t *created, struct sl_err *err);
 

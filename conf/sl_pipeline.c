@@ -76,8 +76,10 @@ static const struct sl_conf_key source_keys[] = {
 
 static const struct sl_conf_key ingress_keys[] = {
     {"listen", SL_CK_STRING, "0.0.0.0:8080", "Address of the public HTTP listener."},
-    {"max_body_bytes", SL_CK_SIZE, "1MiB", "Largest accepted request body (413 above).", NULL, 1,
-     64 * 1024 * 1024},
+    {"max_body_bytes", SL_CK_SIZE, "1MiB",
+     "Largest accepted request body (413 above). With 32 KiB for the record's key and headers it "
+     "must fit in kafka.max_message_bytes.",
+     NULL, 1, 64 * 1024 * 1024},
     {"request_timeout", SL_CK_DURATION, "10s",
      "Deadline for Kafka to acknowledge a request's event; 503 with Retry-After after it.", NULL,
      100, 300000},
@@ -89,9 +91,10 @@ static const struct sl_conf_key ingress_keys[] = {
      "them; past it the connection is closed (the slowloris guard).",
      NULL, 1000, 3600000},
     {"max_connections", SL_CK_INT, "1000", "Open connections at most.", NULL, 1, 100000},
-    {"max_connections_per_ip", SL_CK_INT, "0",
-     "Open connections per client address at most; 0 = no limit (behind a load balancer every "
-     "client has its address).",
+    {"max_connections_per_ip", SL_CK_INT, "100",
+     "Open connections per client address at most (more are closed at once, and logged at most "
+     "once a second); 0 = no limit, for a proxy or load balancer in front that connects from "
+     "few addresses.",
      NULL, 0, 100000},
     {"threads", SL_CK_INT, "2",
      "HTTP worker threads (at least 2: libmicrohttpd 0.9.75's single-thread mode stalls "
@@ -524,11 +527,36 @@ static int check_destinations(const sl_conf_t *conf, struct sl_err *err)
     return 0;
 }
 
+/* A body the ingress accepts must fit in a Kafka record: otherwise it would be refused by
+ * Kafka after the whole body was read, every time it is retried. */
+static int check_record_size(const sl_conf_t *conf, struct sl_err *err)
+{
+    struct sl_kafka_settings kafka;
+    const sl_conf_node_t *root = sl_conf_root(conf), *ingress = sl_conf_get(root, "ingress");
+    long long body;
+    if (sl_kafka_settings_load(conf, &kafka, err) != 0 ||
+        sl_conf_size(conf, ingress, "max_body_bytes", SL_PIPELINE_MAX_BODY_DEFAULT, 1,
+                     64 * 1024 * 1024, &body, err) != 0)
+        return -1;
+    if (body + SL_PIPELINE_RECORD_ALLOWANCE <= kafka.max_message_bytes)
+        return 0;
+    /* Point at the key the file sets (the other one is at its default). */
+    const sl_conf_node_t *at = sl_conf_get(ingress, "max_body_bytes");
+    if (!at)
+        at = sl_conf_get(sl_conf_get(root, "kafka"), "max_message_bytes");
+    return sl_conf_error(conf, at, err,
+                         "ingress.max_body_bytes (%lld) plus %d bytes for the record's key and "
+                         "headers exceed kafka.max_message_bytes (%lld): such a body could never "
+                         "be written to Kafka; raise kafka.max_message_bytes (then run `sluicectl "
+                         "topics create`) or lower ingress.max_body_bytes",
+                         body, SL_PIPELINE_RECORD_ALLOWANCE, kafka.max_message_bytes);
+}
+
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err)
 {
     if (check_names(conf, "sources", err) != 0 || check_names(conf, "destinations", err) != 0 ||
         check_sources(conf, err) != 0 || check_routes(conf, err) != 0 ||
-        check_destinations(conf, err) != 0)
+        check_destinations(conf, err) != 0 || check_record_size(conf, err) != 0)
         return -1;
     return 0;
 }

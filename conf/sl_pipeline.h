@@ -18,11 +18,20 @@
 
 extern const struct sl_conf_key sl_pipeline_keys[];
 
+/* ingress.max_body_bytes by default. */
+#define SL_PIPELINE_MAX_BODY_DEFAULT (1024 * 1024)
+/* What the ingress's record may add to the body: its key and headers. The CloudEvents headers
+ * are copies of request headers, which all fit in the ingress's 16 KiB per connection; Sluice's
+ * own (ids, names, time, trace context) are a few hundred bytes. sl_pipeline_check() refuses
+ * a file where max_body_bytes plus this exceeds kafka.max_message_bytes (sl_kafka.h). */
+#define SL_PIPELINE_RECORD_ALLOWANCE (32 * 1024)
+
 /* Loads `path`, checks it against the key table and the cross-section rules. The caller owns
  * the result (sl_conf_destroy). */
 sl_conf_t *sl_pipeline_load(const char *path, struct sl_err *err)
     __attribute__((warn_unused_result));
-/* The cross-section rules alone, for a tree already loaded and key-checked. */
+/* The cross-section rules alone, for a tree already loaded and key-checked: names, sources,
+ * routes, destinations, and the record size chain (ingress body, Kafka message). */
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err);
 
 /* Every topic the file implies, with the partitions and replication factor of `kafka`. The

@@ -18,6 +18,7 @@
 #include "ingress.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +48,12 @@
 /* A replay guard's pending claim outlives the Kafka deadline by this much (replay.h). */
 #define REPLAY_PENDING_GRACE_MS 5000
 
-static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 503};
+/* libmicrohttpd before 0.9.77 has no setting that refuses bare LF line ends or a NUL in a header
+ * value (MHD_OPTION_CLIENT_DISCIPLINE_LVL came with it); with those, check_framing() reads the
+ * header section as 0.9.75 leaves it in its buffer (see check_line_ends). */
+#define CHECK_LINE_ENDS (MHD_VERSION < 0x00097701)
+
+static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 501, 503};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_DONE };
@@ -59,7 +66,15 @@ struct conn_slot {
     struct conn_slot *prev, *next;
     int fd;
     _Atomic int64_t deadline_ms; /* monotonic; 0 while the server, not the client, is due */
+    atomic_bool linger;          /* answered with an error: close lingering (ingress.h) */
     char client[CLIENT_ADDR_MAX];
+};
+
+/* A connection libmicrohttpd has closed whose input is still drained (a dup of its socket). */
+struct lingering {
+    int fd;
+    int64_t deadline_ms;
+    size_t read;
 };
 
 struct source_stats {
@@ -79,11 +94,10 @@ struct request {
     /* body */
     char *body;
     size_t len, cap;
-    size_t discarded; /* bytes read past max_body_bytes */
-    bool too_large, no_memory;
     /* result: written by the delivery report before it resumes the connection */
     _Atomic int state;
     bool delivered;
+    unsigned refused; /* 413 or 400: Kafka refused the record itself (no retry can help) */
     enum unavailable why;
     int64_t produced_ns;
     char *id;
@@ -120,6 +134,14 @@ struct ingress {
 
     pthread_mutex_t slots_lock;
     struct conn_slot *slots;
+    struct lingering lingering[INGRESS_LINGER_MAX]; /* under slots_lock */
+    size_t n_lingering;
+
+    /* "connection limit reached", rate-limited (under limit_lock) */
+    pthread_mutex_t limit_lock;
+    int64_t limit_logged_ms;
+    unsigned long limit_suppressed;
+    sl_series_t *limit_dropped;
 
     pthread_t keeper;
     bool keeper_running;
@@ -243,10 +265,19 @@ static void log_rejected(struct MHD_Connection *conn, const char *source, unsign
            source, client, detail);
 }
 
-/* A reply built for this request (its detail varies), logged as a rejection. */
-static enum MHD_Result reject(struct MHD_Connection *conn, struct source_stats *st,
-                              const char *source, int64_t started_ns, unsigned status,
-                              const char *code, const char *detail)
+/* Marks the connection to be closed lingering once libmicrohttpd closes it. */
+static void linger_on_close(struct MHD_Connection *conn)
+{
+    struct conn_slot *slot = slot_of(conn);
+    if (slot)
+        atomic_store(&slot->linger, true);
+}
+
+/* A reply built for this request (its detail varies), logged as a rejection. With `close`, the
+ * connection is closed after it, lingering. */
+static enum MHD_Result reject_as(struct MHD_Connection *conn, struct source_stats *st,
+                                 const char *source, int64_t started_ns, unsigned status,
+                                 const char *code, const char *detail, bool close)
 {
     char body[REPLY_ERROR_MAX];
     size_t len = reply_error_json(body, sizeof(body), code, detail);
@@ -255,11 +286,24 @@ static enum MHD_Result reject(struct MHD_Connection *conn, struct source_stats *
     snprintf(retry, sizeof(retry), "%d", INGRESS_RETRY_AFTER_S);
     if (r && status == MHD_HTTP_SERVICE_UNAVAILABLE)
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    if (r && close && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    if (close)
+        linger_on_close(conn);
     log_rejected(conn, source, status, code, detail);
     enum MHD_Result rc = answer(conn, st, status, started_ns, r);
     if (r)
         MHD_destroy_response(r);
     return rc;
+}
+
+static enum MHD_Result reject(struct MHD_Connection *conn, struct source_stats *st,
+                              const char *source, int64_t started_ns, unsigned status,
+                              const char *code, const char *detail)
+{
+    return reject_as(conn, st, source, started_ns, status, code, detail, false);
 }
 
 /* A prebuilt reply, logged as a rejection. */
@@ -290,7 +334,152 @@ static enum MHD_Result reject_unavailable(ingress_t *ing, struct MHD_Connection 
                         log_detail ? log_detail : unavailable_detail[why], ing->r_unavailable[why]);
 }
 
+/* Answers a request whose body is still arriving, and has its connection closed (the caller
+ * returns MHD_NO): libmicrohttpd 0.9.75 cannot queue a reply before the whole body is read, so
+ * the reply is written to the socket here. It is small, and the socket's send buffer has room:
+ * libmicrohttpd sends a reply in full before it reads the next request. */
+static enum MHD_Result answer_now(struct request *req, unsigned status, const char *code,
+                                  const char *detail)
+{
+    char body[REPLY_ERROR_MAX], head[256];
+    size_t len = reply_error_json(body, sizeof(body), code, detail);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n%s\r\n",
+                     status, MHD_get_reason_phrase_for(status), len,
+                     status == MHD_HTTP_SERVICE_UNAVAILABLE ? "Retry-After: 5\r\n" : "");
+    _Static_assert(INGRESS_RETRY_AFTER_S == 5, "the Retry-After above");
+    log_rejected(req->conn, source_name(req->src), status, code, detail);
+    count(req->stats, status, req->started_ns);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info) {
+        struct iovec iov[2] = {{head, (size_t)n}, {body, len}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+        ssize_t sent = sendmsg(info->connect_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent != (ssize_t)((size_t)n + len))
+            SL_WARN("the %u reply could not be written in full (%zd bytes); closing", status, sent);
+    }
+    linger_on_close(req->conn);
+    return MHD_NO;
+}
+
+/* ---- framing -------------------------------------------------------------------------------- */
+
+struct framing {
+    unsigned content_length, transfer_encoding; /* how many of each header */
+    const char *te;                             /* the (first) Transfer-Encoding */
+    const char *bad;                            /* why a header is refused */
+#if CHECK_LINE_ENDS
+    const char *next, *end; /* where the next header line must start; the section's end */
+#endif
+};
+
+#if CHECK_LINE_ENDS
+/* libmicrohttpd 0.9.75 parses the header section in its read buffer, in place: each line end
+ * becomes NUL bytes (CR LF two, a bare LF one), each header's value is the text up to the
+ * first NUL (a NUL in the value cuts it short, "secret\0junk" reads "secret"), and the section
+ * runs from the method to just past the empty line (MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE).
+ * So the request is made of CR LF-terminated lines with no NUL in them exactly when the request
+ * line's version and every value, in order, end with two NULs right where the next line (or,
+ * after the last, the empty line) starts. A folded (obs-fold) line is copied elsewhere by
+ * libmicrohttpd and fails the same check. */
+static bool line_ends_at(struct framing *f, const char *eol)
+{
+    if ((uintptr_t)eol + 2 > (uintptr_t)f->end || eol[0] != '\0' || eol[1] != '\0') {
+        f->bad = "a line end is not CR LF, or a header holds a NUL byte or is folded";
+        return false;
+    }
+    f->next = eol + 2;
+    return true;
+}
+#endif
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (!f->transfer_encoding++)
+            f->te = value;
+    }
+    if (value && memchr(value, '\r', value_size)) {
+        f->bad = "a header value holds a bare CR";
+        return MHD_NO;
+    }
+#if CHECK_LINE_ENDS
+    if (key != f->next || !value || (uintptr_t)value < (uintptr_t)key + key_size) {
+        f->bad = "a line end is not CR LF, or a header holds a NUL byte or is folded";
+        return MHD_NO;
+    }
+    if (!line_ends_at(f, value + value_size))
+        return MHD_NO;
+#else
+    (void)key_size;
+#endif
+    return MHD_YES;
+}
+
+/* The request smuggling primitives that libmicrohttpd's strict mode lets through, checked once
+ * the headers are in. Returns 0, or the status (400, 501) with *detail. */
+static unsigned check_framing(struct MHD_Connection *conn, const char *method, const char *version,
+                              const char **detail)
+{
+    struct framing f = {0};
+#if CHECK_LINE_ENDS
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    f.end = info ? method + info->header_size : method;
+    if ((uintptr_t)version < (uintptr_t)method || (uintptr_t)version >= (uintptr_t)f.end ||
+        !line_ends_at(&f, version + strlen(version))) {
+        *detail = "the request line does not end with CR LF";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+#else
+    (void)method, (void)version;
+#endif
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, check_header, &f);
+#if CHECK_LINE_ENDS
+    if (!f.bad && (f.next + 2 != f.end || f.next[0] != '\0' || f.next[1] != '\0'))
+        f.bad = "a line end is not CR LF, or a header holds a NUL byte or is folded";
+#endif
+    *detail = f.bad;
+    if (f.bad)
+        return MHD_HTTP_BAD_REQUEST;
+    if (f.content_length > 1) {
+        *detail = "more than one Content-Length header";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.transfer_encoding && f.content_length) {
+        *detail = "both Content-Length and Transfer-Encoding";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (f.transfer_encoding > 1 || (f.te && strcasecmp(f.te, "chunked") != 0)) {
+        *detail = "the only Transfer-Encoding accepted is chunked";
+        return MHD_HTTP_NOT_IMPLEMENTED;
+    }
+    return 0;
+}
+
 /* ---- the delivery report -------------------------------------------------------------------- */
+
+_Static_assert(INGRESS_CONNECTION_MEMORY + 16 * 1024 <= SL_PIPELINE_RECORD_ALLOWANCE,
+               "a record's headers (copies of request headers, plus Sluice's own) must fit in "
+               "the allowance that the pipeline check reserves next to max_body_bytes");
+
+/* The status for a produce error: 413 or 400 when Kafka refused the record itself (a permanent
+ * error: the sender must not retry it), 0 when a retry may succeed (a 503). */
+static unsigned refused_status(const struct sl_err *err)
+{
+    if (err->retriable)
+        return 0;
+    return err->code == SL_ERR_TOO_LARGE ? MHD_HTTP_CONTENT_TOO_LARGE
+           : err->code == SL_ERR_INVALID ? MHD_HTTP_BAD_REQUEST
+                                         : 0;
+}
 
 static void on_delivery(void *opaque, int32_t partition, int64_t offset, const struct sl_err *err)
 {
@@ -301,6 +490,7 @@ static void on_delivery(void *opaque, int32_t partition, int64_t offset, const s
     req->delivered = !err;
     if (err) {
         req->why = UNAV_KAFKA;
+        req->refused = refused_status(err);
         snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
                  (int)sizeof(req->kafka_error) - 1, err->msg);
     }
@@ -325,12 +515,21 @@ static bool echoable(const char *name)
 }
 
 static enum MHD_Result on_headers(ingress_t *ing, struct MHD_Connection *conn, const char *url,
-                                  const char *method, void **con_cls)
+                                  const char *method, const char *version, void **con_cls)
 {
     int64_t started = now_ns();
     struct conn_slot *slot = slot_of(conn);
     struct source_stats *st = &ing->stats[source_set_count(ing->sources)]; /* unknown */
     size_t plen = strlen(INGRESS_EVENTS_PATH), index;
+
+    /* Framing first: where this request ends (and the next begins) must be beyond doubt. */
+    const char *framing = NULL;
+    unsigned bad = check_framing(conn, method, version, &framing);
+    if (bad)
+        return reject_as(conn, st, UNKNOWN_SOURCE, started, bad,
+                         bad == MHD_HTTP_NOT_IMPLEMENTED ? REPLY_NOT_IMPLEMENTED
+                                                         : REPLY_BAD_REQUEST,
+                         framing, true);
 
     if (strncmp(url, INGRESS_EVENTS_PATH, plen) != 0)
         return reject_fixed(conn, st, UNKNOWN_SOURCE, started, MHD_HTTP_NOT_FOUND, REPLY_NOT_FOUND,
@@ -357,9 +556,11 @@ static enum MHD_Result on_headers(ingress_t *ing, struct MHD_Connection *conn, c
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long content_length = cl ? strtoull(cl, NULL, 10) : 0;
-    if (content_length > ing->s.max_body_bytes)
+    if (content_length > ing->s.max_body_bytes) {
+        linger_on_close(conn); /* the client may be sending the body already */
         return reject_fixed(conn, st, name, started, MHD_HTTP_CONTENT_TOO_LARGE, REPLY_TOO_LARGE,
                             "Content-Length over the limit", ing->r_too_large);
+    }
     enum cehttp_media media = cehttp_media_of(
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     if (media == CEHTTP_MEDIA_OTHER || media == CEHTTP_MEDIA_BATCH)
@@ -403,17 +604,12 @@ static enum MHD_Result on_body_chunk(struct request *req, const char *data, size
 {
     ingress_t *ing = req->ing;
     sl_series_add(req->stats->bytes, (double)size);
-    if (!req->too_large && req->len + size > ing->s.max_body_bytes)
-        req->too_large = true;
-    if (req->too_large || req->no_memory) {
-        req->discarded += size;
-        if (req->discarded > INGRESS_DISCARD_MAX) {
-            log_rejected(req->conn, source_name(req->src), MHD_HTTP_CONTENT_TOO_LARGE,
-                         REPLY_TOO_LARGE, "body far over the limit: connection dropped");
-            count(req->stats, MHD_HTTP_CONTENT_TOO_LARGE, req->started_ns);
-            return MHD_NO;
-        }
-        return MHD_YES;
+    /* Only a chunked body can get here: a Content-Length over the limit was refused. */
+    if (req->len + size > ing->s.max_body_bytes) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+                 ing->s.max_body_bytes);
+        return answer_now(req, MHD_HTTP_CONTENT_TOO_LARGE, REPLY_TOO_LARGE, detail);
     }
     if (!req->body || req->len + size > req->cap) {
         size_t cap = req->cap;
@@ -422,11 +618,9 @@ static enum MHD_Result on_body_chunk(struct request *req, const char *data, size
         if (cap > ing->s.max_body_bytes)
             cap = ing->s.max_body_bytes;
         char *body = realloc(req->body, cap);
-        if (!body) {
-            req->no_memory = true;
-            req->discarded += size;
-            return MHD_YES;
-        }
+        if (!body)
+            return answer_now(req, MHD_HTTP_SERVICE_UNAVAILABLE, REPLY_INTERNAL,
+                              unavailable_detail[UNAV_INTERNAL]);
         req->body = body;
         req->cap = cap;
     }
@@ -477,10 +671,14 @@ static void produce(ingress_t *ing, struct request *req, struct envelope *env,
     if (rc == 0)
         return;
     rd_kafka_headers_destroy(hdrs);
-    req->why = closed ? UNAV_STOPPING : UNAV_QUEUE_FULL;
-    if (!closed)
+    req->why = closed                           ? UNAV_STOPPING
+               : err.code == SL_ERR_UNAVAILABLE ? UNAV_QUEUE_FULL
+                                                : UNAV_KAFKA;
+    if (!closed) {
+        req->refused = refused_status(&err);
         snprintf(req->kafka_error, sizeof(req->kafka_error), "%.*s",
                  (int)sizeof(req->kafka_error) - 1, err.msg);
+    }
     atomic_store(&req->state, REQ_DONE);
     MHD_resume_connection(req->conn);
     atomic_fetch_sub(&ing->waiting, 1);
@@ -558,12 +756,6 @@ static enum MHD_Result on_body_complete(ingress_t *ing, struct request *req)
     const char *name = source_name(req->src);
     slot_deadline(req->slot, 0); /* the client is done; the server is due now */
 
-    if (req->too_large)
-        return reject_fixed(conn, req->stats, name, req->started_ns, MHD_HTTP_CONTENT_TOO_LARGE,
-                            REPLY_TOO_LARGE, "body over the limit", ing->r_too_large);
-    if (req->no_memory)
-        return reject_unavailable(ing, conn, req->stats, name, req->started_ns, UNAV_INTERNAL,
-                                  NULL);
     /* A guarded source's request is remembered by the digest of its signed content. */
     unsigned char digest[VERIFY_DIGEST_LEN];
     bool guarded = source_replay_guard_ms(req->src) > 0;
@@ -633,6 +825,15 @@ static enum MHD_Result on_result(ingress_t *ing, struct request *req)
 {
     const char *name = source_name(req->src);
     settle(ing, req);
+    if (!req->delivered && req->refused) {
+        char detail[sizeof(req->kafka_error) + 64];
+        snprintf(detail, sizeof(detail), "the event cannot be written to Kafka, now or later: %s",
+                 req->kafka_error);
+        return reject(req->conn, req->stats, name, req->started_ns, req->refused,
+                      req->refused == MHD_HTTP_CONTENT_TOO_LARGE ? REPLY_TOO_LARGE
+                                                                 : REPLY_INVALID_EVENT,
+                      detail);
+    }
     if (!req->delivered)
         return reject_unavailable(ing, req->conn, req->stats, name, req->started_ns, req->why,
                                   req->kafka_error[0] ? req->kafka_error : NULL);
@@ -658,9 +859,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 {
     ingress_t *ing = cls;
     struct request *req = *con_cls;
-    (void)version;
     if (!req)
-        return on_headers(ing, conn, url, method, con_cls);
+        return on_headers(ing, conn, url, method, version, con_cls);
     if (*upload_data_size) {
         enum MHD_Result rc = on_body_chunk(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -726,6 +926,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     /* Unlinked under the lock before libmicrohttpd closes the socket, so the keeper never
      * shuts down a descriptor that another connection may have been given since. */
     pthread_mutex_lock(&ing->slots_lock);
+    /* libmicrohttpd has shut down the sending side (the client sees the end of the answer) and
+     * closes the socket next; a copy of the descriptor keeps it open while the keeper drains
+     * what the client still sends (ingress.h, "closing"). */
+    if (atomic_load(&slot->linger) && ing->n_lingering < INGRESS_LINGER_MAX) {
+        int fd = dup(slot->fd);
+        if (fd >= 0)
+            ing->lingering[ing->n_lingering++] =
+                (struct lingering){fd, now_ms() + INGRESS_LINGER_MS, 0};
+    }
     if (slot->prev)
         slot->prev->next = slot->next;
     else
@@ -737,16 +946,54 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
+/* "connection limit reached" (the total or the per-address limit; libmicrohttpd says the same
+ * for both): counted always, logged at most once per INGRESS_LIMIT_LOG_MS with the number of
+ * lines left out since the last, so a flood of connections cannot flood the log. `flush` (from
+ * the keeper) reports the ones left out once the interval is over. */
+static void limit_reached(ingress_t *ing, bool flush)
+{
+    int64_t now = now_ms();
+    unsigned long suppressed = 0;
+    bool log = false;
+    pthread_mutex_lock(&ing->limit_lock);
+    if (!flush)
+        ing->limit_suppressed++;
+    if (ing->limit_suppressed && now - ing->limit_logged_ms >= INGRESS_LIMIT_LOG_MS) {
+        suppressed = ing->limit_suppressed - !flush;
+        ing->limit_suppressed = 0;
+        ing->limit_logged_ms = now;
+        log = true;
+    }
+    pthread_mutex_unlock(&ing->limit_lock);
+    if (!flush)
+        sl_series_add(ing->limit_dropped, 1);
+    if (log && !flush)
+        SL_WARN("http: connection limit reached (max_connections=%u, max_connections_per_ip=%u): "
+                "new connections are closed at once; %lu more in the last %d ms",
+                ing->s.max_connections, ing->s.max_connections_per_ip, suppressed,
+                INGRESS_LIMIT_LOG_MS);
+    else if (log)
+        SL_WARN("http: connection limit reached %lu more times in the last %d ms", suppressed,
+                INGRESS_LIMIT_LOG_MS);
+}
+
 /* libmicrohttpd's messages. A client's connection ending early (including the ones the keeper
- * shuts down, already logged as rejected) is routine on a public listener: debug. The rest
- * (connection limit reached, accept or epoll failures) are warnings. */
+ * shuts down, already logged as rejected, and the ones ingress closes on purpose after an
+ * answer) is routine on a public listener: debug. The connection limit is rate-limited. The
+ * rest (accept or epoll failures) are warnings. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    ingress_t *ing = cls;
     char msg[512];
-    (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    bool client_gone = strstr(msg, "onnection") && (strstr(msg, "closed") || strstr(msg, "reset"));
+    if (strstr(msg, "reached connection limit")) {
+        limit_reached(ing, false);
+        return;
+    }
+    bool client_gone =
+        (strstr(msg, "onnection") && (strstr(msg, "closed") || strstr(msg, "reset"))) ||
+        strstr(msg, "Application reported internal error");
     sl_log(client_gone ? SL_LOG_DEBUG : SL_LOG_WARN, NULL, "http: %s", msg);
 }
 
@@ -782,6 +1029,32 @@ static void reap_slow(ingress_t *ing)
         SL_INFO("rejected: %zu more connections closed for the same reason", reaped - REAP_LOG_MAX);
 }
 
+/* Drains the lingering connections, one buffer each per tick (so the lock is held briefly
+ * however fast clients send); closes each at its end, its deadline, or its byte bound. With
+ * `all`, closes every one (the stop). */
+static void drain_lingering(ingress_t *ing, bool all)
+{
+    char buf[16384];
+    int64_t now = now_ms();
+    pthread_mutex_lock(&ing->slots_lock);
+    for (size_t i = 0; i < ing->n_lingering;) {
+        struct lingering *l = &ing->lingering[i];
+        bool done = all || now >= l->deadline_ms;
+        if (!done) {
+            ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
+            bool again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            done = !again && (n <= 0 || (l->read += (size_t)n) > INGRESS_LINGER_READ_MAX);
+        }
+        if (!done) {
+            i++;
+            continue;
+        }
+        close(l->fd);
+        *l = ing->lingering[--ing->n_lingering];
+    }
+    pthread_mutex_unlock(&ing->slots_lock);
+}
+
 static void probe_kafka(ingress_t *ing)
 {
     bool ok = sl_kafka_reachable(sl_producer_handle(ing->producer), INGRESS_PROBE_TIMEOUT_MS);
@@ -800,6 +1073,8 @@ static void *keeper_main(void *arg)
     while (!ing->keeper_stop) {
         pthread_mutex_unlock(&ing->keeper_lock);
         reap_slow(ing);
+        drain_lingering(ing, false);
+        limit_reached(ing, true);
         if (now_ms() >= next_probe) {
             probe_kafka(ing);
             next_probe = now_ms() + INGRESS_PROBE_INTERVAL_MS;
@@ -821,6 +1096,7 @@ static void *keeper_main(void *arg)
 
 static void keeper_stop(ingress_t *ing)
 {
+    drain_lingering(ing, true);
     if (!ing->keeper_running)
         return;
     pthread_mutex_lock(&ing->keeper_lock);
@@ -838,13 +1114,14 @@ int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, str
     const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "ingress");
     long long body, request, idle, read, conns, per_ip, threads;
     if (sl_conf_str(conf, sec, "listen", "0.0.0.0:8080", &s->listen, err) != 0 ||
-        sl_conf_size(conf, sec, "max_body_bytes", 1024 * 1024, 1, 64 * 1024 * 1024, &body, err) !=
-            0 ||
+        sl_conf_size(conf, sec, "max_body_bytes", SL_PIPELINE_MAX_BODY_DEFAULT, 1, 64 * 1024 * 1024,
+                     &body, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "request_timeout", 10000, 100, 300000, &request, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "idle_timeout", 15000, 1000, 3600000, &idle, err) != 0 ||
         sl_conf_duration_ms(conf, sec, "read_timeout", 10000, 1000, 3600000, &read, err) != 0 ||
         sl_conf_int(conf, sec, "max_connections", 1000, 1, 100000, &conns, err) != 0 ||
-        sl_conf_int(conf, sec, "max_connections_per_ip", 0, 0, 100000, &per_ip, err) != 0 ||
+        sl_conf_int(conf, sec, "max_connections_per_ip", INGRESS_MAX_CONNECTIONS_PER_IP, 0, 100000,
+                    &per_ip, err) != 0 ||
         sl_conf_int(conf, sec, "threads", 2, 2, 64, &threads, err) != 0)
         return -1;
     s->max_body_bytes = (size_t)body;
@@ -886,7 +1163,9 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
         sl_metrics_gauge(m, "sluice_ingress_connections", "Open client connections.", NULL);
     sl_metric_t *dropped = sl_metrics_counter(
         m, "sluice_ingress_connections_dropped_total",
-        "Connections closed by the server before a request arrived, by reason.", by_reason);
+        "Connections closed by the server before a request arrived, by reason (read_timeout, "
+        "connection_limit).",
+        by_reason);
     sl_metric_t *replays = sl_metrics_counter(
         m, "sluice_ingress_replays_total",
         "Requests whose signed content the source's replay guard had seen (answered 202 without "
@@ -919,6 +1198,7 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
     ing->queue_gauge = sl_metric_series(queue, NULL);
     ing->conn_gauge = sl_metric_series(conns, NULL);
     ing->slow_dropped = sl_metric_series(dropped, (const char *const[]){"read_timeout"});
+    ing->limit_dropped = sl_metric_series(dropped, (const char *const[]){"connection_limit"});
     return 0;
 }
 
@@ -983,7 +1263,16 @@ static int start_daemon(ingress_t *ing, struct sl_err *err)
         ing->s.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)INGRESS_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, ing, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        ing, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        ing, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+#if CHECK_LINE_ENDS
+        /* 0.9.75: HTTP/1.1 without Host is a 400, no spaces in the request target. */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1,
+#else
+        /* Refuses bare LF, NUL and other framing tricks; compatible with every client that
+         * follows the RFCs' MUSTs. */
+        MHD_OPTION_CLIENT_DISCIPLINE_LVL, 2,
+#endif
+        MHD_OPTION_END);
     if (!ing->daemon)
         return sl_err_set(err, SL_ERR_IO, "cannot listen on %s (address in use?)", ing->s.listen);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(ing->daemon, MHD_DAEMON_INFO_LISTEN_FD);
@@ -1022,6 +1311,7 @@ ingress_t *ingress_start(const struct ingress_settings *settings,
     ing->listen_fd = MHD_INVALID_SOCKET;
     pthread_rwlock_init(&ing->gate, NULL);
     pthread_mutex_init(&ing->slots_lock, NULL);
+    pthread_mutex_init(&ing->limit_lock, NULL);
     pthread_mutex_init(&ing->keeper_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1171,6 +1461,7 @@ void ingress_destroy(ingress_t *ing)
     replay_destroy(ing->replay);
     pthread_cond_destroy(&ing->keeper_cond);
     pthread_mutex_destroy(&ing->keeper_lock);
+    pthread_mutex_destroy(&ing->limit_lock);
     pthread_mutex_destroy(&ing->slots_lock);
     pthread_rwlock_destroy(&ing->gate);
     free(ing);

@@ -6,11 +6,20 @@
  *                                  has the record (acks=all, idempotent producer)
  *
  * Request life, per connection thread:
+ *   framing   libmicrohttpd runs in its strict mode (HTTP/1.1 without Host is its own 400);
+ *             what 0.9.75's strict mode lets through is refused here, 400 and close: more than
+ *             one Content-Length, Content-Length with Transfer-Encoding, bare LF line ends, a
+ *             NUL or bare CR in a header value, folded header lines (the request smuggling
+ *             primitives). A Transfer-Encoding other than "chunked" is a 501 and close.
  *   headers   route, method, Content-Length (413 before the body is read), Content-Type (415),
  *             api-key verification (401): answered at once, the body is never read.
  *   body      copied into a buffer bounded by max_body_bytes; a chunked body that goes over is
- *             read to its end without being kept (at most INGRESS_DISCARD_MAX more bytes, else
- *             the connection is dropped) and answered 413.
+ *             answered 413 at once (libmicrohttpd 0.9.75 cannot queue a reply mid-body, so the
+ *             reply is written to the socket directly) and the connection closed.
+ *   closing   a connection closed after an error answer, while the client may still be
+ *             sending, is closed lingering: its socket stays open for INGRESS_LINGER_MS and what
+ *             arrives is read and dropped, so that the kernel does not reset the connection
+ *             (and discard the answer) before the client has read it.
  *   complete  signature verification (401), record building (400/415), for a source with a
  *             replay guard the claim of its signed content (replay.h: a replay of a written
  *             request gets the first copy's 202 and is not written again), then the connection
@@ -19,7 +28,8 @@
  *             thread ever waits for Kafka. The producer's message.timeout.ms is
  *             min(kafka.produce_timeout, ingress.request_timeout), so every suspended request
  *             gets its report within the request deadline; a full producer queue is a 503 at
- *             once. Every 503 carries Retry-After.
+ *             once. Every 503 carries Retry-After. A record Kafka refuses for what it is (too
+ *             large for the topic, invalid) is a 413 or 400: no retry could change it.
  *
  * Slow clients: libmicrohttpd's idle timeout closes a silent connection, but a client that
  * sends one byte just often enough never goes idle. A housekeeping thread therefore gives each
@@ -55,13 +65,17 @@
  * more gets libmicrohttpd's own 431) and is zeroed on every request, which costs CPU in
  * proportion (about 6% of the ingress's at 16 KB); 8 KB would save a third of that but cap
  * headers near 6 KB, which long credentials or many CloudEvents headers can exceed. */
-#define INGRESS_CONNECTION_MEMORY (16 * 1024)
-#define INGRESS_BODY_START        4096          /* first buffer of a chunked body; it doubles */
-#define INGRESS_DISCARD_MAX       (1024 * 1024) /* read past the limit before dropping */
-#define INGRESS_CE_HEADERS_MAX    40            /* ce-* headers of one request */
-#define INGRESS_PROBE_INTERVAL_MS 1000          /* Kafka reachability, for /readyz */
-#define INGRESS_PROBE_TIMEOUT_MS  500
-#define INGRESS_KEEPER_TICK_MS    200 /* read deadlines are enforced to this granularity */
+#define INGRESS_CONNECTION_MEMORY      (16 * 1024)
+#define INGRESS_BODY_START             4096 /* first buffer of a chunked body; it doubles */
+#define INGRESS_LINGER_MS              2000 /* a closed connection's input is drained this long */
+#define INGRESS_LINGER_MAX             256  /* connections lingering at once; more close at once */
+#define INGRESS_LINGER_READ_MAX        (256 * 1024) /* bytes drained from one, then it is closed */
+#define INGRESS_LIMIT_LOG_MS           1000 /* "connection limit reached": one line per interval */
+#define INGRESS_MAX_CONNECTIONS_PER_IP 100  /* default of ingress.max_connections_per_ip */
+#define INGRESS_CE_HEADERS_MAX         40   /* ce-* headers of one request */
+#define INGRESS_PROBE_INTERVAL_MS      1000 /* Kafka reachability, for /readyz */
+#define INGRESS_PROBE_TIMEOUT_MS       500
+#define INGRESS_KEEPER_TICK_MS         200 /* read deadlines are enforced to this granularity */
 
 struct ingress_settings {
     const char *listen; /* host:port; port 0 lets the kernel choose (see ingress_port) */

@@ -6,9 +6,17 @@
  * tokens, and an object member or array element passes on only the pointers whose next token
  * names it. Most of a body is scanned with an empty mask, so the pointers cost nothing there.
  * Recursion depth is bounded by JSONSCAN_MAX_DEPTH.
+ *
+ * Duplicate keys: every member name of the objects still open is kept on a stack (a pointer to
+ * its bytes, decoded into an arena when it holds escapes, so "a" and "\u0061" meet); when an
+ * object closes, its names are compared (pairwise when few, sorted when many) and popped.
+ * The arena is sized once to the text, which bounds every decoded name, so the pointers into it
+ * stay valid. Nothing is allocated for a body whose keys hold no escapes until the first key.
  */
 #include "jsonscan.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,11 +228,24 @@ static int decode_string(const unsigned char *p, const unsigned char *end, char 
 
 /* ---- the scanner ---------------------------------------------------------------------------- */
 
+/* A member name of an open object: its bytes as compared (raw, or decoded into the arena) and
+ * where it was written, for the error offset. */
+struct key {
+    const unsigned char *cmp;
+    size_t len;
+    const unsigned char *at;
+};
+
 struct scan {
     const unsigned char *base, *p, *end;
     const jsonptr_t *const *ptrs;
     struct jsonscan_hit *hits;
     const char *why; /* the first error, a static string */
+    bool no_memory;
+    struct key *keys; /* the names of the open objects, innermost last */
+    size_t n_keys, cap_keys;
+    unsigned char *arena; /* decoded names with escapes; sized to the text at first use */
+    size_t arena_used;
 };
 
 static int fail(struct scan *s, const char *why)
@@ -300,9 +321,43 @@ static int scan_string(struct scan *s, bool *escaped)
     return 0;
 }
 
+/* jansson keeps an integer as a long long and refuses one out of its range ("too big
+ * integer"); it refuses a real that overflows a double ("real number overflow"), not one that
+ * underflows to zero. The number [start, end) is well-formed; `integer` when it has neither
+ * fraction nor exponent. */
+#define NUMBER_STACK_MAX 128
+static int check_number_range(struct scan *s, const unsigned char *start, const unsigned char *end,
+                              bool integer)
+{
+    size_t len = (size_t)(end - start);
+    if (integer) {
+        bool negative = *start == '-';
+        const char *limit = negative ? "9223372036854775808" : "9223372036854775807";
+        size_t digits = len - negative, limit_len = strlen(limit);
+        if (digits > limit_len ||
+            (digits == limit_len && memcmp(start + negative, limit, limit_len) > 0))
+            return fail(s, "integer out of the 64-bit range");
+        return 0;
+    }
+    char stack[NUMBER_STACK_MAX], *text = len < sizeof(stack) ? stack : malloc(len + 1);
+    if (!text) {
+        s->no_memory = true;
+        return fail(s, "out of memory");
+    }
+    memcpy(text, start, len);
+    text[len] = '\0';
+    errno = 0;
+    double v = strtod(text, NULL);
+    bool overflow = (v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE;
+    if (text != stack)
+        free(text);
+    return overflow ? fail(s, "number too large for a double") : 0;
+}
+
 static int scan_number(struct scan *s)
 {
-    const unsigned char *p = s->p;
+    const unsigned char *p = s->p, *start = s->p;
+    bool integer = true;
     if (*p == '-')
         p++;
     if (p < s->end && *p == '0') {
@@ -315,6 +370,7 @@ static int scan_number(struct scan *s)
         return fail(s, "expected a digit");
     }
     if (p < s->end && *p == '.') {
+        integer = false;
         p++;
         if (!is_digit(s, p)) {
             s->p = p;
@@ -324,6 +380,7 @@ static int scan_number(struct scan *s)
             p++;
     }
     if (p < s->end && (*p == 'e' || *p == 'E')) {
+        integer = false;
         p++;
         if (p < s->end && (*p == '+' || *p == '-'))
             p++;
@@ -335,6 +392,10 @@ static int scan_number(struct scan *s)
             p++;
     }
     s->p = p;
+    if (check_number_range(s, start, p, integer) != 0) {
+        s->p = start;
+        return -1;
+    }
     return 0;
 }
 
@@ -347,6 +408,79 @@ static int scan_literal(struct scan *s, const char *word, size_t len)
 }
 
 static int scan_value(struct scan *s, unsigned alive, size_t depth);
+
+#define KEYS_START    64 /* first size of the name stack; it doubles */
+#define KEYS_PAIRWISE 16 /* objects with at most this many names are checked pair by pair */
+
+/* Pushes the name whose raw bytes are [key, key+len). */
+static int push_key(struct scan *s, const unsigned char *key, size_t len, bool escaped)
+{
+    if (s->n_keys == s->cap_keys) {
+        size_t cap = s->cap_keys ? s->cap_keys * 2 : KEYS_START;
+        struct key *keys = realloc(s->keys, cap * sizeof(*keys));
+        if (!keys)
+            goto nomem;
+        s->keys = keys;
+        s->cap_keys = cap;
+    }
+    struct key *k = &s->keys[s->n_keys];
+    *k = (struct key){key, len, key};
+    if (escaped) {
+        size_t size = (size_t)(s->end - s->base) + 1, dlen;
+        if (!s->arena && !(s->arena = malloc(size)))
+            goto nomem;
+        /* Never fails: a decoded name and its NUL are shorter than the name with its quotes,
+         * and the names together are shorter than the text. */
+        if (decode_string(key, key + len, (char *)s->arena + s->arena_used, size - s->arena_used,
+                          &dlen) != 0)
+            return fail(s, "internal error: a decoded key does not fit");
+        k->cmp = s->arena + s->arena_used;
+        k->len = dlen;
+        s->arena_used += dlen + 1;
+    }
+    s->n_keys++;
+    return 0;
+nomem:
+    s->no_memory = true;
+    return fail(s, "out of memory");
+}
+
+static int key_order(const void *a, const void *b)
+{
+    const struct key *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->cmp, y->cmp, x->len);
+}
+
+/* Checks the names keys[first..n_keys) of the object that just closed, then pops them. jansson
+ * (JSON_REJECT_DUPLICATES, as validate parses) refuses an object that repeats a name. */
+static int close_object(struct scan *s, size_t first)
+{
+    struct key *k = s->keys + first;
+    size_t n = s->n_keys - first;
+    const unsigned char *dup = NULL;
+    if (n <= KEYS_PAIRWISE) {
+        for (size_t i = 1; i < n && !dup; i++)
+            for (size_t j = 0; j < i && !dup; j++)
+                if (key_order(&k[i], &k[j]) == 0)
+                    dup = k[i].at;
+    } else {
+        qsort(k, n, sizeof(*k), key_order);
+        for (size_t i = 1; i < n; i++)
+            if (key_order(&k[i], &k[i - 1]) == 0) {
+                const unsigned char *at = k[i].at > k[i - 1].at ? k[i].at : k[i - 1].at;
+                if (!dup || at < dup)
+                    dup = at;
+            }
+    }
+    s->n_keys = first;
+    if (dup) {
+        s->p = dup - 1; /* the later name's opening quote */
+        return fail(s, "duplicate object key");
+    }
+    return 0;
+}
 
 /* The pointers of `alive` whose token at `depth` is this member's key (raw bytes [key,
  * key+len), `escaped` when they hold escapes). Their earlier hits are cleared: with duplicate
@@ -377,6 +511,7 @@ static unsigned match_key(struct scan *s, unsigned alive, size_t depth, const un
 
 static int scan_object(struct scan *s, unsigned alive, size_t depth)
 {
+    size_t first = s->n_keys;
     s->p++; /* '{' */
     skip_ws(s);
     if (s->p < s->end && *s->p == '}') {
@@ -392,8 +527,10 @@ static int scan_object(struct scan *s, unsigned alive, size_t depth)
         bool escaped;
         if (scan_string(s, &escaped) != 0)
             return -1;
-        unsigned next =
-            alive ? match_key(s, alive, depth, key, (size_t)(s->p - 1 - key), escaped) : 0;
+        size_t key_len = (size_t)(s->p - 1 - key);
+        if (push_key(s, key, key_len, escaped) != 0)
+            return -1;
+        unsigned next = alive ? match_key(s, alive, depth, key, key_len, escaped) : 0;
         skip_ws(s);
         if (s->p == s->end || *s->p != ':')
             return fail(s, "expected ':' after an object key");
@@ -405,7 +542,7 @@ static int scan_object(struct scan *s, unsigned alive, size_t depth)
             return fail(s, "unexpected end of input in an object");
         if (*s->p == '}') {
             s->p++;
-            return 0;
+            return close_object(s, first);
         }
         if (*s->p != ',')
             return fail(s, "expected ',' or '}' in an object");
@@ -508,14 +645,20 @@ int jsonscan(const void *text, size_t len, const jsonptr_t *const *ptrs, size_t 
     skip_ws(&s);
     if (s.p == s.end)
         return sl_err_set(err, SL_ERR_INVALID, "malformed JSON: the body holds no JSON value");
-    if (scan_value(&s, n_ptrs ? (1u << n_ptrs) - 1 : 0, 0) == 0) {
+    int rc = scan_value(&s, n_ptrs ? (1u << n_ptrs) - 1 : 0, 0);
+    if (rc == 0) {
         skip_ws(&s);
-        if (s.p == s.end)
-            return 0;
-        s.why = "unexpected data after the JSON value";
+        if (s.p != s.end)
+            rc = fail(&s, "unexpected data after the JSON value");
     }
+    free(s.keys);
+    free(s.arena);
+    if (rc == 0)
+        return 0;
     for (size_t i = 0; i < n_ptrs; i++)
         hits[i] = (struct jsonscan_hit){JSONSCAN_ABSENT, 0, 0};
+    if (s.no_memory)
+        return sl_err_set(err, SL_ERR_NOMEM, "out of memory while checking the JSON body");
     return sl_err_set(err, SL_ERR_INVALID, "malformed JSON at byte %zu: %s", (size_t)(s.p - s.base),
                       s.why);
 }

@@ -10,11 +10,16 @@
  * Strictness follows jansson's defaults, so that what the ingress accepts the later stages can
  * parse: UTF-8 only (no overlong forms, no surrogates, nothing above U+10FFFF), no control
  * characters in strings, no lone surrogate escapes, no "\u0000", no leading zeros, no trailing
- * bytes other than whitespace. Unlike jansson, a top-level scalar is a JSON text (RFC 8259) and
- * numbers are not range-checked (they are forwarded as written). Nesting deeper than
+ * bytes other than whitespace. Like validate's parse (jansson with JSON_DECODE_ANY |
+ * JSON_REJECT_DUPLICATES), so that a body the later stages would refuse is refused here with a
+ * 400 instead of being dead-lettered after its 202: a top-level scalar is a JSON text; an object
+ * that repeats a member name (compared after unescaping) is refused; an integer (no fraction, no
+ * exponent) outside the 64-bit signed range is refused, and so is a real that overflows a double
+ * (one that underflows is not). Numbers are forwarded as written. Nesting deeper than
  * JSONSCAN_MAX_DEPTH is refused, which also bounds the scanner's recursion.
  *
- * Duplicate member names: the last one wins for a pointer, as with jansson and JavaScript.
+ * Memory: the member names of the open objects are kept while scanning (a few bytes per name,
+ * plus one copy of the text's size when a name holds escapes), freed before returning.
  *
  * Thread safety: a jsonptr_t is immutable after jsonptr_parse and may be shared by threads.
  */
@@ -60,7 +65,8 @@ struct jsonscan_hit {
 
 /* Validates text[0..len) and fills hits[i] for ptrs[i] (n_ptrs <= JSONSCAN_MAX_POINTERS).
  * Returns 0, or -1 with a one-line message naming the byte offset ("malformed JSON at byte 17:
- * expected ':' after an object key"); the message never quotes the body. */
+ * expected ':' after an object key"; err->code SL_ERR_INVALID), or -1 with SL_ERR_NOMEM when
+ * memory ran out; the message never quotes the body. */
 int jsonscan(const void *text, size_t len, const jsonptr_t *const *ptrs, size_t n_ptrs,
              struct jsonscan_hit *hits, struct sl_err *err) __attribute__((warn_unused_result));
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 /* Error codes ("error" member). */
+#define REPLY_BAD_REQUEST       "bad_request"            /* 400: HTTP framing refused */
 #define REPLY_MALFORMED_JSON    "malformed_json"         /* 400 */
 #define REPLY_INVALID_EVENT     "invalid_event"          /* 400: JSON, but not a usable event */
 #define REPLY_UNSIGNED_ATTRS    "unsigned_attributes"    /* 400: ce-* headers on a signing source */
@@ -24,6 +25,7 @@
 #define REPLY_METHOD            "method_not_allowed"     /* 405 */
 #define REPLY_TOO_LARGE         "body_too_large"         /* 413 */
 #define REPLY_MEDIA_TYPE        "unsupported_media_type" /* 415 */
+#define REPLY_NOT_IMPLEMENTED   "not_implemented"        /* 501: a Transfer-Encoding */
 #define REPLY_KAFKA_UNAVAILABLE "kafka_unavailable"      /* 503: the write did not succeed */
 #define REPLY_SHUTTING_DOWN     "shutting_down"          /* 503 */
 #define REPLY_INTERNAL          "internal_error"         /* 503: ours, e.g. out of memory */

@@ -181,6 +181,7 @@ kafka:
 ingress:
   listen: "127.0.0.1:$INGRESS_PORT"
   max_connections: 2000
+  max_connections_per_ip: 0 # wrk connects from one address
   threads: 2
 sources:
   stripe:

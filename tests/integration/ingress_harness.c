@@ -72,7 +72,8 @@ static void fail_with_log(harness_t *h, const char *what)
     free(log);
 }
 
-static void write_config(harness_t *h, const char *ingress_yaml, const char *sources_yaml)
+static void write_config(harness_t *h, const char *kafka_yaml, const char *ingress_yaml,
+                         const char *sources_yaml)
 {
     FILE *f = fopen(h->config, "w");
     if (!f) {
@@ -85,11 +86,12 @@ static void write_config(harness_t *h, const char *ingress_yaml, const char *sou
             "  topic_prefix: \"%s\"\n"
             "  partitions: %d\n"
             "  linger: 2ms\n"
+            "%s"
             "ingress:\n"
             "    listen: \"127.0.0.1:0\"\n"
             "%s\n"
             "%s\n",
-            h->prefix, HARNESS_TOPIC_PARTITIONS, ingress_yaml, sources_yaml);
+            h->prefix, HARNESS_TOPIC_PARTITIONS, kafka_yaml, ingress_yaml, sources_yaml);
     fclose(f);
 }
 
@@ -120,6 +122,12 @@ static bool child_exited(harness_t *h, int *status)
 
 harness_t *harness_start(const char *ingress_yaml, const char *sources_yaml)
 {
+    return harness_start_kafka("", ingress_yaml, sources_yaml);
+}
+
+harness_t *harness_start_kafka(const char *kafka_yaml, const char *ingress_yaml,
+                               const char *sources_yaml)
+{
     char unique[128], topic[200];
     sl_testenv_unique("sluice-test.ingress", unique, sizeof(unique));
     snprintf(topic, sizeof(topic), "%s.ingress", unique);
@@ -137,7 +145,7 @@ harness_t *harness_start(const char *ingress_yaml, const char *sources_yaml)
     }
     snprintf(h->config, sizeof(h->config), "%s/pipeline.yaml", h->dir);
     snprintf(h->log, sizeof(h->log), "%s/ingress.log", h->dir);
-    write_config(h, ingress_yaml, sources_yaml);
+    write_config(h, kafka_yaml, ingress_yaml, sources_yaml);
 
     char bin[PATH_MAX_];
     snprintf(bin, sizeof(bin), "%s/bin/sluice-ingress", sl_test_binary_dir());

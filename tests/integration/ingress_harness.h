@@ -28,6 +28,11 @@ typedef struct harness harness_t;
  * `sources_yaml` (the whole `sources:` section), starts build/bin/sluice-ingress on it and
  * waits until it listens and /readyz says ready. */
 harness_t *harness_start(const char *ingress_yaml, const char *sources_yaml);
+/* The same, with `kafka_yaml` (more keys of the `kafka` section, indented by two spaces, each
+ * line ending in a newline; may be ""). The topic is made as sl_testenv_create_topic() makes
+ * it, whatever these keys say. */
+harness_t *harness_start_kafka(const char *kafka_yaml, const char *ingress_yaml,
+                               const char *sources_yaml);
 
 int harness_port(const harness_t *h);
 int harness_admin_port(const harness_t *h);

@@ -42,6 +42,16 @@ check_bad missing_canonical 'transforms:\n  - name: t\n    jq: .\n    schema: no
     "4: transforms[0].schema: cannot load the schema: "
 check_bad bad_route_when 'destinations:\n  d: { url: "http://127.0.0.1:9/" }\nroutes:\n  - name: r\n    when: ".a =="\n    to: d\n' \
     "4: routes[0]: expression 'r': syntax error"
+# The record size chain: a body the ingress accepts must fit in a Kafka record.
+check_bad body_over_message 'ingress:\n  listen: "127.0.0.1:0"\n  max_body_bytes: 4MiB\n' \
+    "3: ingress.max_body_bytes: ingress.max_body_bytes (4194304) plus 32768 bytes for the record's key and headers exceed kafka.max_message_bytes (2097152)"
+check_bad message_under_body 'kafka:\n  max_message_bytes: 1MiB\n' \
+    "2: kafka.max_message_bytes: ingress.max_body_bytes (1048576) plus 32768 bytes"
+check_bad message_max_property 'kafka:\n  properties:\n    message.max.bytes: "5000000"\n' \
+    "3: kafka.properties.message.max.bytes: set kafka.max_message_bytes instead"
+printf 'kafka:\n  max_message_bytes: 8MiB\ningress:\n  max_body_bytes: 8160KiB\n' > "$work/chain.yaml"
+"$ctl" config check "$work/chain.yaml" > /dev/null 2> "$work/err" || { cat "$work/err"; fail "consistent chain rejected"; }
+passed=$((passed + 1))
 
 set +e
 "$ctl" config check "$work/missing.yaml" 2> "$work/err"; rc=$?

@@ -177,7 +177,7 @@ SL_TEST(unknown_keys_are_errors)
     SL_CHECK_STR(pipeline_error("kafka:\n  brokerz: x\n", &err),
                  "test.yaml:2: kafka.brokerz: unknown key (did you mean 'brokers'? known keys: "
                  "brokers, topic_prefix, partitions, replication_factor, produce_timeout, linger, "
-                 "compression, properties)");
+                 "compression, max_message_bytes, properties)");
     SL_CHECK_CONTAINS(pipeline_error("nonsense: 1\n", &err),
                       "test.yaml:1: nonsense: unknown key (known keys: kafka,");
     SL_CHECK_CONTAINS(pipeline_error("sources:\n  s1:\n    verify: {scheme: none}\n"
