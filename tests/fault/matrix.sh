@@ -58,8 +58,8 @@ ROWS=(
     "kafka-kill9        3  kill -9 of the Kafka broker, restarted after 0-3 s"
     "redis-restart      3  redis-server stopped (SIGTERM, its AOF kept) and started after 1-3 s"
     "redis-flush        3  FLUSHALL: dedup claims, delivery ledger and rate buckets are lost"
-    "pg-stop            2  PostgreSQL stopped for 30 s (--quick: 10) under audit, deadletter and reconcile"
-    "pg-dlq-replay      2  crm refuses (422) 10 events; PostgreSQL stopped for 30 s (--quick: 10) during sluicectl dlq replay of them"
+    "pg-stop            2  PostgreSQL stopped for 30 s (--quick: 8) under audit, deadletter and reconcile"
+    "pg-dlq-replay      2  crm refuses (422) 10 events; PostgreSQL stopped for 30 s (--quick: 8) during sluicectl dlq replay of them"
     "dest-drop          1  destinations perform the request, then cut the answer mid-body"
     "dest-hang          1  destinations hang (no answer) and answer past deliver's timeout"
     "dest-3xx           1  destinations answer 302"
@@ -72,8 +72,8 @@ ROWS=(
 BINARIES=(ingress validate transform route deliver audit deadletter reconcile)
 RATE=20               # events per second of load
 INVALID_EVERY=10      # every 10th event is invalid on purpose: a dead letter with a reason
-PG_OUTAGE_S=30        # how long PostgreSQL stays down in the pg rows (--quick: 10)
-DEST_FAULT_S=15       # how long a destination misbehaves in the dest rows (--quick: 8)
+PG_OUTAGE_S=30        # how long PostgreSQL stays down in the pg rows (--quick: 8)
+DEST_FAULT_S=15       # how long a destination misbehaves in the dest rows (--quick: 5)
 DRAIN_MAX_S=300       # bound of the wait for a row's events to reach their end
 READY_MAX_S=90        # bound of the wait for a (re)started binary's /readyz
 
@@ -139,13 +139,24 @@ for b in "${BINARIES[@]}"; do [ -x "$bin/sluice-$b" ] || die "$bin/sluice-$b is 
 for b in sluicectl destsim loadgen; do [ -x "$bin/$b" ] || die "$bin/$b is not built"; done
 
 # --quick keeps the outages short enough for CI; the full run has the issue's 30 s.
-[ "$quick" = 1 ] && PG_OUTAGE_S=10 DEST_FAULT_S=8
+[ "$quick" = 1 ] && PG_OUTAGE_S=8 DEST_FAULT_S=5
 RANDOM=$seed
 say "seed $seed (rerun with --seed $seed)"
 # rnd LO HI: an integer in [LO, HI] from the seeded sequence.
 rnd() { echo $((RANDOM % ($2 - $1 + 1) + $1)); }
 # pause LO_MS HI_MS: sleeps a random moment in [LO, HI] milliseconds.
-pause() { sleep "$(awk -v ms="$(rnd "$1" "$2")" 'BEGIN { printf "%.3f", ms / 1000 }')"; }
+pause() {
+    sleep "$(awk -v ms="$(rnd "$1" "$2")" 'BEGIN { printf "%.3f", ms / 1000 }')"
+    supervise
+}
+# nap SECONDS: sleeps, supervising the binaries meanwhile.
+nap() {
+    local i
+    for ((i = 0; i < $1; i++)); do
+        sleep 1
+        supervise
+    done
+}
 
 # ---- the run's own directory, ports and services -------------------------------------------
 run="$build/fault-matrix/run-$seed-$$"
@@ -189,6 +200,8 @@ crm_pid="" wh_pid=""
 failed=0
 
 cleanup() {
+    # Only this shell cleans up: a subshell that exits (a trap runs there too) must not.
+    [ "$BASHPID" = "$$" ] || return 0
     local name
     [ -n "$loadgen_pid" ] && kill -9 "$loadgen_pid" 2> /dev/null
     for name in "${!PID[@]}"; do
@@ -290,18 +303,26 @@ start_bin() {
     [ -n "${ADMIN[$name]:-}" ] || ADMIN[$name]=$(free_port)
     local args=(--config "$conf" --admin-listen "127.0.0.1:${ADMIN[$name]}")
     has_opt "$stage" --group && args+=(--group "${prefix}$stage")
-    has_opt "$stage" --instance && args+=(--instance "$tag-${name/\#/-}")
+    # Static membership for the one process of each stage (restarted with its instance id, it
+    # takes its partitions back at once); replicas are dynamic members, which leave the group
+    # on SIGTERM (a static member's partitions wait for session.timeout.ms instead).
+    [[ "$name" != *#* ]] && has_opt "$stage" --instance && args+=(--instance "$tag-$name")
     local envs=()
     [ "$stage" = deliver ] && [ -n "${DELIVER_CRM_URL:-}" ] && envs=("CRM_API_URL=$DELIVER_CRM_URL")
     env "${envs[@]}" "$bin/sluice-$stage" "${args[@]}" >> "$logs/$name.log" 2>&1 &
     PID[$name]=$!
+}
+# alive PID: the process runs (a child that exited stays a zombie until waited for).
+alive() {
+    local st
+    st=$(ps -o stat= -p "$1" 2> /dev/null) && [[ "$st" != Z* ]]
 }
 # wait_ready NAME: its /readyz answers 200 (READY_MAX_S at most); 1 when it did not.
 wait_ready() {
     local i
     for ((i = 0; i < READY_MAX_S * 5; i++)); do
         curl -sf -o /dev/null -m 2 "http://127.0.0.1:${ADMIN[$1]}/readyz" && return 0
-        kill -0 "${PID[$1]}" 2> /dev/null || break
+        alive "${PID[$1]}" || break
         sleep 0.2
     done
     say "$1 is not ready (see $logs/$1.log)"
@@ -311,21 +332,44 @@ wait_ready() {
 # a subshell: only this shell can wait for its children.)
 stop_rc=0
 stop_bin() {
-    local pid=${PID[$1]}
+    local pid=${PID[$1]} i
     kill "-$2" "$pid" 2> /dev/null
     # SIGTERM: the binary promises to exit within a bounded time; past 90 s it is killed.
-    (sleep 90 && kill -9 "$pid" 2> /dev/null) &
-    local guard=$!
+    for ((i = 0; i < 450; i++)); do
+        alive "$pid" || break
+        sleep 0.2
+    done
+    kill -9 "$pid" 2> /dev/null
     wait "$pid" 2> /dev/null
     stop_rc=$?
-    kill "$guard" 2> /dev/null
-    wait "$guard" 2> /dev/null
     PID[$1]=""
 }
 
 for b in "${BINARIES[@]}"; do start_bin "$b"; done
 for b in "${BINARIES[@]}"; do wait_ready "$b" || die "the pipeline did not come up"; done
 say "pipeline up: topic prefix $prefix, ingress 127.0.0.1:$http_port, crm $crm_url, warehouse $wh_url"
+
+# supervise: what a supervisor (systemd, Kubernetes) does: a binary that ended without being
+# stopped is started again. An exit with a status is a binary giving up on a fatal error (a
+# restart helps: counted in `exits`); death by a signal nobody sent is a crash (a failure).
+exits=0 crashes=0
+supervise() {
+    local name st
+    for name in "${!PID[@]}"; do
+        [ -n "${PID[$name]}" ] && ! alive "${PID[$name]}" || continue
+        wait "${PID[$name]}" 2> /dev/null
+        st=$?
+        if [ "$st" -gt 128 ]; then
+            crashes=$((crashes + 1))
+            say "$name died of signal $((st - 128)): a crash (see $logs/$name.log); restarting it"
+        else
+            exits=$((exits + 1))
+            say "$name exited $st on its own (see $logs/$name.log); restarting it"
+        fi
+        PID[$name]=""
+        start_bin "$name"
+    done
+}
 
 # ---- checking by event id -------------------------------------------------------------------
 # check_row DIR: reads what the destinations performed (destsim stats), the dead letters and
@@ -340,7 +384,7 @@ check_row() {
     curl -sf -m 30 "$wh_url/_sim/stats?requests=0" |
         jq -r '.keys | to_entries[] | "\(.key) \(.value.effects) \(.value.requests)"' > "$d/warehouse.keys" || return 1
     psql_q "SELECT event_id, count(*) FROM dead_letters WHERE event_id IS NOT NULL AND reason <> '' GROUP BY 1" > "$d/dead.txt" || return 1
-    psql_q "SELECT event_id, stage, outcome, coalesce(nullif(destination, ''), '-'), count(*) FROM audit WHERE event_id IS NOT NULL AND outcome IN ('passed', 'delivered', 'dead_lettered') GROUP BY 1, 2, 3, 4" > "$d/audit.txt" || return 1
+    psql_q "SELECT event_id, stage, outcome, coalesce(nullif(destination, ''), '-'), count(*) FROM audit WHERE event_id IS NOT NULL AND outcome IN ('passed', 'delivered', 'duplicate', 'dead_lettered') GROUP BY 1, 2, 3, 4" > "$d/audit.txt" || return 1
     awk -v out="$d/result" -v bad="$d/bad.txt" '
         # An Idempotency-Key names the event (today "<event id>:<destination>"): each of its
         # ":"-separated parts is looked up, so a key scoped by source as well still matches.
@@ -360,6 +404,14 @@ check_row() {
         function need(id, stage, outcome, dest) {
             if (audit[id, stage, outcome, dest] + 0 == 0) { audit_missing++; why = why " no-audit:" stage "/" outcome "/" dest }
         }
+        # The delivery of (id, dest) in the trail: its delivered record, or, when the process
+        # stopped after the 2xx and the ledger write but before Kafka took that record, the
+        # duplicate record of the next attempt, which found the delivery in the ledger.
+        function delivered(id, dest) {
+            if (audit[id, "deliver", "delivered", dest] + 0 > 0) return
+            if (audit[id, "deliver", "duplicate", dest] + 0 > 0) { ledger++; return }
+            need(id, "deliver", "delivered", dest)
+        }
         {   # accepted.txt: <id> <stripe event id> valid|invalid
             id = $1; evt = $2; accepted++; why = ""
             c = pair(id, evt, "crm"); w = pair(id, evt, "warehouse")
@@ -374,7 +426,7 @@ check_row() {
                 once++
                 need(id, "validate", "passed", "-"); need(id, "transform", "passed", "-")
                 need(id, "route", "passed", "-")
-                need(id, "deliver", "delivered", "crm"); need(id, "deliver", "delivered", "warehouse")
+                delivered(id, "crm"); delivered(id, "warehouse")
             } else if (id in dead) {
                 dead_lettered++
             } else {
@@ -384,8 +436,8 @@ check_row() {
             if (why != "") print id, evt, $3 ":" why > bad
         }
         END {
-            printf "accepted=%d\nonce=%d\ntwice=%d\nlost=%d\ndead=%d\nresent=%d\naudit_missing=%d\naudit_dup=%d\n",
-                accepted, once, twice, lost, dead_lettered, resent, audit_missing, audit_dup > out
+            printf "accepted=%d\nonce=%d\ntwice=%d\nlost=%d\ndead=%d\nresent=%d\naudit_missing=%d\naudit_dup=%d\nledger=%d\n",
+                accepted, once, twice, lost, dead_lettered, resent, audit_missing, audit_dup, ledger > out
         }' "$d/crm.keys" "$d/warehouse.keys" "$d/dead.txt" "$d/audit.txt" "$d/accepted.txt"
 }
 val() { # DIR NAME: a counter of check_row's last result; "?" when there is none
@@ -403,7 +455,7 @@ drain() {
             return 0
         fi
         ((SECONDS - t0 >= DRAIN_MAX_S)) && return 1
-        sleep 3
+        nap 1
     done
 }
 
@@ -446,7 +498,7 @@ fault_redis_restart() {
 
 fault_pg_stop() {
     pg_stop
-    sleep "$PG_OUTAGE_S"
+    nap "$PG_OUTAGE_S"
     pg_start
 }
 
@@ -462,7 +514,7 @@ fault_pg_dlq_replay() {
     for ((i = 0; i < 60; i++)); do
         n=$(psql_q "SELECT count(*) FROM dead_letters WHERE stage = 'deliver'")
         [ "${n:-0}" -ge $((before + 10)) ] && break
-        sleep 1
+        nap 1
     done
     set_rules ""
     pg_stop
@@ -471,7 +523,7 @@ fault_pg_dlq_replay() {
         say "sluicectl dlq replay succeeded while PostgreSQL was down"
         term_failures=$((term_failures + 1))
     fi
-    sleep "$PG_OUTAGE_S"
+    nap "$PG_OUTAGE_S"
     pg_start
     "$bin/sluicectl" --config "$conf" dlq replay --filter --stage deliver --since "$since" \
         --by matrix >> "$d/replay.log" 2>&1 || {
@@ -482,7 +534,7 @@ fault_pg_dlq_replay() {
 
 fault_dest() { # RULES: both destinations misbehave for DEST_FAULT_S
     set_rules "$1"
-    sleep "$DEST_FAULT_S"
+    nap "$DEST_FAULT_S"
     set_rules ""
 }
 
@@ -492,7 +544,7 @@ fault_dest() { # RULES: both destinations misbehave for DEST_FAULT_S
 fault_dest_tls() {
     DELIVER_CRM_URL="${crm_url/http:/https:}/crm/payments"
     restart deliver TERM
-    sleep "$DEST_FAULT_S"
+    nap "$DEST_FAULT_S"
     DELIVER_CRM_URL=""
     restart deliver TERM
 }
@@ -538,7 +590,7 @@ delay_ms=15000 status=200" ;;
 
 # ---- the run --------------------------------------------------------------------------------
 table="$run/table.txt"
-printf '%-17s %5s %6s %8s %8s %8s %5s %6s %8s %7s %7s\n' fault reps sent accepted "once" twice lost dead resent audit ok > "$table"
+printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %5s %3s\n' fault reps sent accepted once twice lost dead resent audit ledger exits ok > "$table"
 row_i=0
 for r in "${selected[@]}"; do
     name=$(row_name "$r")
@@ -548,19 +600,19 @@ for r in "${selected[@]}"; do
     d="$run/rows/$name"
     mkdir -p "$d"
     : > "$d/accepted.txt"
-    term_failures=0
+    term_failures=0 exits=0 crashes=0
     say "row $name: $reps x $(row_what "$r")"
     "$bin/loadgen" --url "http://127.0.0.1:$http_port/v1/events/stripe" \
         --secret "$STRIPE_WEBHOOK_SECRET" --out "$d/accepted.txt" --rate "$RATE" \
         --duration 3600 --count 1000000 --run-id "${tag}r$row_i" --invalid-every "$INVALID_EVERY" \
         > "$d/loadgen.txt" 2> "$d/loadgen.err" &
     loadgen_pid=$!
-    sleep 2
+    sleep 1
     for ((i = 1; i <= reps; i++)); do
-        pause 500 4000 # a random moment of the load
+        pause 500 3000 # a random moment of the load
         inject "$name" "$d"
     done
-    sleep 2
+    sleep 1
     kill -TERM "$loadgen_pid"
     wait "$loadgen_pid"
     loadgen_pid=""
@@ -571,16 +623,16 @@ for r in "${selected[@]}"; do
     ok=yes
     if [ "$(val "$d" twice)" != 0 ] || [ "$(val "$d" lost)" != 0 ] ||
         [ "$(val "$d" audit_missing)" != 0 ] || [ "$(val "$d" audit_dup)" != 0 ] ||
-        [ "$term_failures" != 0 ] || [ "$(val "$d" accepted)" = 0 ]; then
+        [ "$term_failures" != 0 ] || [ "$crashes" != 0 ] || [ "$(val "$d" accepted)" = 0 ]; then
         ok=NO
         failed=1
         say "row $name failed; events that are not right: $d/bad.txt"
         head -5 "$d/bad.txt" >&2
     fi
-    printf '%-17s %5s %6s %8s %8s %8s %5s %6s %8s %7s %7s\n' "$name" "$reps" "${sent:-?}" \
+    printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %5s %3s\n' "$name" "$reps" "${sent:-?}" \
         "$(val "$d" accepted)" "$(val "$d" once)" "$(val "$d" twice)" "$(val "$d" lost)" \
         "$(val "$d" dead)" "$(val "$d" resent)" \
-        "$(val "$d" audit_missing)/$(val "$d" audit_dup)" "$ok" >> "$table"
+        "$(val "$d" audit_missing)/$(val "$d" audit_dup)" "$(val "$d" ledger)" "$exits" "$ok" >> "$table"
     tail -1 "$table" >&2
 done
 
@@ -607,7 +659,10 @@ echo "columns: accepted = 202s; once = delivered exactly once to crm and warehou
 echo "  than one effect at a destination (or an invalid event delivered); lost = neither delivered"
 echo "  nor dead-lettered after the drain; dead = dead-lettered with a reason (every 10th event is"
 echo "  invalid on purpose); resent = (event, destination) pairs the destination saw more than once"
-echo "  under the same key (absorbed: one effect); audit = stage records missing/duplicated"
+echo "  under the same key (absorbed: one effect); audit = stage records missing/duplicated;"
+echo "  ledger = deliveries whose trail shows the next attempt's 'duplicate (delivery ledger)'"
+echo "  instead of the 'delivered' record lost with the process; exits = binaries that stopped"
+echo "  on a fatal error and were restarted (as a supervisor does)"
 echo "reconcile: unexplained=${unexplained:-?} pending=${pending:-?} stuck=${stuck:-?}"
 if [ "${unexplained:-x}" != 0 ] || [ "${pending:-x}" != 0 ]; then
     say "reconcile's books do not balance (see $run/reconcile.json)"
