@@ -303,10 +303,14 @@ start_bin() {
     [ -n "${ADMIN[$name]:-}" ] || ADMIN[$name]=$(free_port)
     local args=(--config "$conf" --admin-listen "127.0.0.1:${ADMIN[$name]}")
     has_opt "$stage" --group && args+=(--group "${prefix}$stage")
-    # Static membership for the one process of each stage (restarted with its instance id, it
-    # takes its partitions back at once); replicas are dynamic members, which leave the group
-    # on SIGTERM (a static member's partitions wait for session.timeout.ms instead).
-    [[ "$name" != *#* ]] && has_opt "$stage" --instance && args+=(--instance "$tag-$name")
+    # Static membership (restarted with its instance id, a process takes its partitions back
+    # at once). Replicas of the transactional stages need an instance id of their own as well
+    # (without one, the transactional.id comes from the host name and two replicas on one host
+    # fence each other); they wait for session.timeout.ms after SIGTERM, as static members do.
+    # sluice-deliver's replicas are dynamic members, which leave the group on SIGTERM.
+    if [[ "$name" != *#* || "$stage" != deliver ]] && has_opt "$stage" --instance; then
+        args+=(--instance "$tag-${name/\#/-}")
+    fi
     local envs=()
     [ "$stage" = deliver ] && [ -n "${DELIVER_CRM_URL:-}" ] && envs=("CRM_API_URL=$DELIVER_CRM_URL")
     env "${envs[@]}" "$bin/sluice-$stage" "${args[@]}" >> "$logs/$name.log" 2>&1 &
