@@ -399,7 +399,15 @@ check_row() {
         FILENAME ~ /crm.keys$/ { keys("crm"); next }
         FILENAME ~ /warehouse.keys$/ { keys("warehouse"); next }
         FILENAME ~ /dead.txt$/ { dead[$1] = $2; next }
-        FILENAME ~ /audit.txt$/ { audit[$1, $2, $3, $4] = $5; any_dup[$1] += ($5 > 1); next }
+        # A stage record twice is a duplicate, except the "duplicate" record of deliver: each
+        # time sluice-deliver reads a delivered event again (killed before its offset commit),
+        # it finds the delivery in the ledger and says so once more (counted in `reread`).
+        FILENAME ~ /audit.txt$/ {
+            audit[$1, $2, $3, $4] = $5
+            if ($3 == "duplicate") reread += $5 - 1
+            else any_dup[$1] += ($5 > 1)
+            next
+        }
         function pair(id, evt, dest,   e) {
             e = ((dest, id) in eff) ? eff[dest, id] : eff[dest, evt]
             if (req[dest, id] + req[dest, evt] > 1) resent++
@@ -440,8 +448,8 @@ check_row() {
             if (why != "") print id, evt, $3 ":" why > bad
         }
         END {
-            printf "accepted=%d\nonce=%d\ntwice=%d\nlost=%d\ndead=%d\nresent=%d\naudit_missing=%d\naudit_dup=%d\nledger=%d\n",
-                accepted, once, twice, lost, dead_lettered, resent, audit_missing, audit_dup, ledger > out
+            printf "accepted=%d\nonce=%d\ntwice=%d\nlost=%d\ndead=%d\nresent=%d\naudit_missing=%d\naudit_dup=%d\nledger=%d\nreread=%d\n",
+                accepted, once, twice, lost, dead_lettered, resent, audit_missing, audit_dup, ledger, reread > out
         }' "$d/crm.keys" "$d/warehouse.keys" "$d/dead.txt" "$d/audit.txt" "$d/accepted.txt"
 }
 val() { # DIR NAME: a counter of check_row's last result; "?" when there is none
@@ -594,7 +602,7 @@ delay_ms=15000 status=200" ;;
 
 # ---- the run --------------------------------------------------------------------------------
 table="$run/table.txt"
-printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %5s %3s\n' fault reps sent accepted once twice lost dead resent audit ledger exits ok > "$table"
+printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %6s %5s %3s\n' fault reps sent accepted once twice lost dead resent audit ledger reread exits ok > "$table"
 row_i=0
 for r in "${selected[@]}"; do
     name=$(row_name "$r")
@@ -633,10 +641,10 @@ for r in "${selected[@]}"; do
         say "row $name failed; events that are not right: $d/bad.txt"
         head -5 "$d/bad.txt" >&2
     fi
-    printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %5s %3s\n' "$name" "$reps" "${sent:-?}" \
+    printf '%-17s %4s %5s %8s %5s %5s %4s %4s %6s %5s %6s %6s %5s %3s\n' "$name" "$reps" "${sent:-?}" \
         "$(val "$d" accepted)" "$(val "$d" once)" "$(val "$d" twice)" "$(val "$d" lost)" \
         "$(val "$d" dead)" "$(val "$d" resent)" \
-        "$(val "$d" audit_missing)/$(val "$d" audit_dup)" "$(val "$d" ledger)" "$exits" "$ok" >> "$table"
+        "$(val "$d" audit_missing)/$(val "$d" audit_dup)" "$(val "$d" ledger)" "$(val "$d" reread)" "$exits" "$ok" >> "$table"
     tail -1 "$table" >&2
 done
 
@@ -665,8 +673,9 @@ echo "  nor dead-lettered after the drain; dead = dead-lettered with a reason (e
 echo "  invalid on purpose); resent = (event, destination) pairs the destination saw more than once"
 echo "  under the same key (absorbed: one effect); audit = stage records missing/duplicated;"
 echo "  ledger = deliveries whose trail shows the next attempt's 'duplicate (delivery ledger)'"
-echo "  instead of the 'delivered' record lost with the process; exits = binaries that stopped"
-echo "  on a fatal error and were restarted (as a supervisor does)"
+echo "  instead of the 'delivered' record lost with the process; reread = further 'duplicate"
+echo "  (delivery ledger)' records of events deliver read again after a kill; exits = binaries"
+echo "  that stopped on a fatal error and were restarted (as a supervisor does)"
 echo "reconcile: unexplained=${unexplained:-?} pending=${pending:-?} stuck=${stuck:-?}"
 if [ "${unexplained:-x}" != 0 ] || [ "${pending:-x}" != 0 ]; then
     say "reconcile's books do not balance (see $run/reconcile.json)"
