@@ -1227,6 +1227,16 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
         }
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(loop->consumer, timeout);
         rd_kafka_poll(loop->producer, 0);
+        if (msg && msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+            /* The consumer is dead for good (say, a static member fenced by another process
+             * with its instance id, as after a broker restart): polling it again would only
+             * stall the partitions with /healthz still green. Stop; a restart helps. */
+            char why[512];
+            rd_kafka_resp_err_t cause = rd_kafka_fatal_error(loop->consumer, why, sizeof(why));
+            rd_kafka_message_destroy(msg);
+            set_fatal(loop, "consumer", rd_kafka_error_new(cause, "%s", why));
+            break;
+        }
         if (msg && msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 SL_WARN("consumer: %s", rd_kafka_message_errstr(msg));

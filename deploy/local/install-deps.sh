@@ -22,7 +22,7 @@ PACKAGES=(
     librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev libpq-dev
     libssl-dev libyaml-dev libjq-dev libonig-dev libmicrohttpd-dev libpcre2-dev
     # local stack: Kafka runs from Maven Central jars (deploy/local/kafka.sh)
-    kcat redis-server postgresql openjdk-17-jre-headless maven curl
+    kcat redis-server postgresql openjdk-17-jre-headless maven curl jq
     # tests: tests/unit/deploy_files.sh parses the deployment files' YAML
     python3-yaml
     # tests/fuzz: clang (14 on Debian 12) and its runtime, which holds libFuzzer and the

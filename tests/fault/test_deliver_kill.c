@@ -157,4 +157,22 @@ SL_TEST(kill_9_during_a_burst_loses_nothing_and_resends_only_what_was_in_flight)
     dh_destroy(h);
 }
 
+/* A consumer that Kafka fences for good (a second process joins with the same static instance
+ * id, as the broker does to a member after its restart when a commit races the re-join) stops
+ * sluice-deliver with the reason, instead of leaving the destination's partitions stalled
+ * behind a green /healthz. Found by tests/fault/matrix.sh (kafka-kill9). */
+SL_TEST(a_fenced_consumer_stops_deliver)
+{
+    dh_t *h = dh_new(&(struct dh_opts){0});
+    char instance[SL_UUID_STR_LEN + 1];
+    sl_uuid_v7(instance);
+    dh_start(h, 0, instance);
+    dh_start(h, 1, instance);
+    /* The first one is fenced: it exits non-zero (a supervisor restarts it) within the bound. */
+    int status = dh_stop(h, 0, 0);
+    SL_CHECK(status != -1 && status != 0);
+    SL_CHECK_INT(dh_stop(h, 1, SIGTERM), 0);
+    dh_destroy(h);
+}
+
 SL_TEST_MAIN()

@@ -197,4 +197,40 @@ SL_TEST(kill_9_under_load_keeps_exactly_once)
     unsetenv("SLUICE_PASSTHROUGH_OUTPUT");
 }
 
+/* A consumer that Kafka fences for good (here: a second process joins with the same static
+ * instance id, as the broker does to a member after its restart when a commit races the
+ * re-join) must stop the process with the reason, not leave it polling a dead consumer with
+ * /healthz green and its partitions stalled. Found by tests/fault/matrix.sh (kafka-kill9). The
+ * first process is idle, so only its consumer can notice: its transactional producer is never
+ * used, and is not what stops it. */
+SL_TEST(a_fenced_consumer_stops_the_process)
+{
+    char config[4096], group[96], instance[96], admin[2][64];
+    struct sl_testenv_topics t;
+    sl_testenv_stage_topics(&t, "fenced", "ingress", "validated");
+    sl_testenv_config(t.prefix, "", config, sizeof(config));
+    sl_testenv_unique("fenced-group", group, sizeof(group));
+    sl_testenv_unique("fenced-instance", instance, sizeof(instance));
+    setenv("SLUICE_PASSTHROUGH_AS", "validate", 1);
+    setenv("SLUICE_PASSTHROUGH_INPUT", "ingress", 1);
+    setenv("SLUICE_PASSTHROUGH_OUTPUT", "validated", 1);
+    pid_t pid[2];
+    for (int i = 0; i < 2; i++) {
+        int port = sl_testenv_free_port();
+        char body[512];
+        snprintf(admin[i], sizeof(admin[i]), "127.0.0.1:%d", port);
+        const char *args[] = {"--config", config,           "--group", group, "--instance",
+                              instance,   "--admin-listen", admin[i],  NULL};
+        pid[i] = sl_testenv_spawn("sluice-passthrough", args, "fenced");
+        SL_CHECK_INT(sl_testenv_wait_ready(port, 200, "", body, sizeof(body)), 200);
+    }
+    /* The first one is fenced: it exits non-zero (a supervisor restarts it) within the bound. */
+    int status = sl_testenv_stop(pid[0], 0, 60000);
+    SL_CHECK(status != -1 && status != 0);
+    SL_CHECK_INT(sl_testenv_stop(pid[1], SIGTERM, 60000), 0);
+    unsetenv("SLUICE_PASSTHROUGH_AS");
+    unsetenv("SLUICE_PASSTHROUGH_INPUT");
+    unsetenv("SLUICE_PASSTHROUGH_OUTPUT");
+}
+
 SL_TEST_MAIN()

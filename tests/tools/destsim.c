@@ -55,7 +55,8 @@
  *     "order_dropped": 0,                    arrivals beyond SIM_ORDER_MAX entries in all
  *     "requests": [{"seq", "t_ms", "method", "path", "headers": {...}, "body",
  *                   "body_truncated", "action": "reply"|"hang"|"close", "status", "rule",
- *                   "replayed"?: true (--idempotency: a stored answer)}],
+ *                   "replayed"?: true (--idempotency: a stored answer),
+ *                   "dropped"?: true (the rule's drop: the answer was cut)}],
  *                                            the last SIM_REQUESTS_KEPT (10,000), oldest first;
  *                                            bodies cut at SIM_STORED_BODY_MAX bytes
  *     "requests_dropped": 0,                 older requests no longer listed
@@ -155,6 +156,9 @@ static const char usage[] =
     "    retry_after_date=S  Retry-After: the HTTP date S seconds after answering\n"
     "    body=TEXT         answer body (default {\"destsim\":true,\"status\":CODE,\"rule\":N});\n"
     "                      application/json when it starts with { or [, else text/plain\n"
+    "    drop              the answer is decided (with --idempotency its effect performed and\n"
+    "                      stored) but the connection is cut mid-response: the status line,\n"
+    "                      headers and half the body are sent, then the connection closes\n"
     "  VALUE or TEXT with spaces goes in double quotes, with \\\" and \\\\ inside:\n"
     "    header:Authorization=\"Bearer abc\" status=401\n"
     "  examples: 'status=500 times=2' then 'status=200'; 'status=429 retry_after=2';\n"
@@ -184,6 +188,7 @@ struct sim_rule {
     long retry_after;      /* -1: none */
     long retry_after_date; /* -1: none */
     char *body;            /* NULL: the default body */
+    bool drop;             /* cut the connection after half the answer */
 };
 
 struct sim_rules {
@@ -202,6 +207,7 @@ struct sim_reply {
     char *body; /* owned; NULL: the default body */
     bool unauthorized;
     bool replayed; /* --idempotency: the stored answer of an earlier 2xx */
+    bool drop;     /* the rule's `drop`: half the answer, then the connection is cut */
 };
 
 /* ---- the simulator -------------------------------------------------------------------------- */
@@ -388,6 +394,10 @@ static int rule_word(struct sim_rule *r, char *word, struct sl_err *err)
         return rule_set_action(r, ACT_HANG, err);
     if (strcmp(word, "close") == 0)
         return rule_set_action(r, ACT_CLOSE, err);
+    if (strcmp(word, "drop") == 0) {
+        r->drop = true;
+        return 0;
+    }
     char *eq = strchr(word, '=');
     if (!eq)
         return sl_err_set(err, SL_ERR_INVALID, "unknown word '%s'", word);
@@ -452,9 +462,10 @@ static int rule_parse(struct sim_rule *r, const char *line, struct sl_err *err)
         return -1;
     if (r->action == ACT_NONE)
         return sl_err_set(err, SL_ERR_INVALID, "no action (status=, hang or close)");
-    if (r->action != ACT_REPLY && (r->retry_after >= 0 || r->retry_after_date >= 0 || r->body))
+    if (r->action != ACT_REPLY &&
+        (r->retry_after >= 0 || r->retry_after_date >= 0 || r->body || r->drop))
         return sl_err_set(err, SL_ERR_INVALID,
-                          "retry_after, retry_after_date and body need status=");
+                          "retry_after, retry_after_date, body and drop need status=");
     if (r->action == ACT_HANG && r->delay_ms)
         return sl_err_set(err, SL_ERR_INVALID, "hang takes no delay_ms");
     return 0;
@@ -589,7 +600,8 @@ static int rules_decide(struct sim *sim, struct sim_req *req, const char *url, c
                                   .rule = i + 1,
                                   .delay_ms = r->delay_ms,
                                   .retry_after = r->retry_after,
-                                  .retry_after_date = r->retry_after_date};
+                                  .retry_after_date = r->retry_after_date,
+                                  .drop = r->drop};
         if (r->body && !(out->body = strdup(r->body)))
             return -1;
         break;
@@ -806,6 +818,8 @@ static void stats_record(struct sim *sim, struct sim_req *req, const char *url, 
                               "status", r->action == ACT_REPLY ? r->status : 0, "rule", r->rule);
     if (entry && r->replayed)
         json_object_set_new(entry, "replayed", json_true());
+    if (entry && r->drop)
+        json_object_set_new(entry, "dropped", json_true());
     if (entry) {
         json_t **slot = &st->requests[st->requests_stored % SIM_REQUESTS_KEPT];
         json_decref(*slot);
@@ -927,6 +941,41 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
     return send_json(conn, status, json_pack("{s:s,s:s}", "error", error, "detail", detail));
 }
 
+/* A `drop` answer's body: its first half is sent, then the reader reports an error, on which
+ * MHD closes the connection with the rest of the announced Content-Length missing. */
+struct sim_dropped {
+    size_t len;
+    char body[];
+};
+
+static ssize_t dropped_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    const struct sim_dropped *d = cls;
+    size_t half = d->len / 2;
+    if (pos >= half)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = half - (size_t)pos < max ? half - (size_t)pos : max;
+    memcpy(buf, d->body + pos, n);
+    return (ssize_t)n;
+}
+
+/* The response for body: as it is, or (drop) cut after half of it. */
+static struct MHD_Response *reply_response(const char *body, bool drop)
+{
+    size_t len = strlen(body);
+    if (!drop)
+        return MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    struct sim_dropped *d = malloc(sizeof *d + len + 1);
+    if (!d)
+        return NULL;
+    d->len = len;
+    memcpy(d->body, body, len + 1);
+    struct MHD_Response *resp = MHD_create_response_from_callback(len, 4096, dropped_read, d, free);
+    if (!resp)
+        free(d);
+    return resp;
+}
+
 /* Sends the decided answer, or closes the connection (MHD_NO) for close, hang and shutdown. */
 static enum MHD_Result reply_send(struct sim_req *req)
 {
@@ -943,8 +992,9 @@ static enum MHD_Result reply_send(struct sim_req *req)
                  r->rule);
         body = dflt;
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    if (r->drop && !*body)
+        return MHD_NO; /* nothing to cut in half: cut before the answer */
+    struct MHD_Response *resp = reply_response(body, r->drop);
     if (!resp)
         return MHD_NO;
     bool json = !r->body || r->body[0] == '{' || r->body[0] == '[';

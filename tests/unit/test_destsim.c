@@ -507,6 +507,32 @@ SL_TEST(idempotency_performs_each_key_once_and_replays_its_answer)
     SL_CHECK_INT(destsim_stop(d), 0);
 }
 
+SL_TEST(drop_cuts_the_answer_after_its_effect)
+{
+    const char *args[] = {"--idempotency", "--rule", "key=k1 status=200 drop times=1", NULL};
+    destsim_t *d = start(args);
+    /* The status line and half the body came, then the connection was cut. */
+    SL_CHECK_INT(post(d, "/x", NULL, "Idempotency-Key: k1"), -(long)CURLE_PARTIAL_FILE);
+    /* The action was performed all the same: the client's retry gets the stored answer. */
+    struct resp r;
+    post_key(d, "k1", &r);
+    SL_CHECK_INT(r.status, 200);
+    SL_CHECK_STR(r.replayed, "true");
+    json_t *st = stats(d);
+    json_t *k1 = json_object_get(json_object_get(st, "keys"), "k1");
+    SL_CHECK_INT(jint(k1, "requests", NULL), 2);
+    SL_CHECK_INT(jint(k1, "effects", NULL), 1);
+    SL_CHECK(json_is_true(
+        json_object_get(json_array_get(json_object_get(st, "requests"), 0), "dropped")));
+    json_decref(st);
+    const char *bad[] = {"hang drop", "close drop", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        struct sl_err err = {0};
+        SL_CHECK(destsim_set_rules(d, bad[i], &err) != 0);
+    }
+    SL_CHECK_INT(destsim_stop(d), 0);
+}
+
 SL_TEST(rules_replaced_at_run_time_and_stats_reset)
 {
     const char *args[] = {"--rule", "status=200", NULL};

@@ -31,7 +31,7 @@ struct dlv_consumer {
     dlv_part_t *parts[DLV_PARTITIONS_MAX];
     size_t assigned;
     bool closing;
-    bool failed; /* a partition could not be tracked: the engine must stop */
+    char failed[512]; /* why the engine must stop; "" while it need not */
 };
 
 static dlv_part_t *part_of(dlv_consumer_t *c, int32_t id)
@@ -70,9 +70,9 @@ const char *dlv_consumer_group(const dlv_consumer_t *c)
     return c->group;
 }
 
-bool dlv_consumer_failed(const dlv_consumer_t *c)
+const char *dlv_consumer_failed(const dlv_consumer_t *c)
 {
-    return c->failed;
+    return c->failed[0] ? c->failed : NULL;
 }
 
 size_t dlv_consumer_assigned(const dlv_consumer_t *c)
@@ -178,7 +178,7 @@ static void assign(dlv_consumer_t *c, const rd_kafka_topic_partition_list_t *par
              * untracked (never committed) and the engine stops, so a restart reads them. */
             SL_ERROR("%s [%d]: out of memory at assignment", c->topic, (int)id);
             free(p);
-            c->failed = true;
+            snprintf(c->failed, sizeof(c->failed), "a partition could not be tracked");
             continue;
         }
         char pbuf[16];
@@ -355,6 +355,16 @@ bool dlv_consumer_poll(dlv_consumer_t *c, size_t max, bool accept)
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 0);
         if (!msg)
             return false;
+        if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+            /* Dead for good (say, a static member fenced after a broker restart): polling on
+             * would stall its partitions with /healthz green. The engine stops; a restart
+             * helps. */
+            char why[400];
+            rd_kafka_fatal_error(c->rk, why, sizeof(why));
+            snprintf(c->failed, sizeof(c->failed), "fatal consumer error: %s", why);
+            rd_kafka_message_destroy(msg);
+            return false;
+        }
         if (msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 SL_WARN("%s: consumer: %s", c->topic, rd_kafka_message_errstr(msg));

@@ -87,8 +87,10 @@ void dlv_consumer_balance(dlv_consumer_t *c, bool full);
 void dlv_consumer_close(dlv_consumer_t *c);
 void dlv_consumer_destroy(dlv_consumer_t *c);
 size_t dlv_consumer_assigned(const dlv_consumer_t *c);
-/* True once a partition could not be tracked (out of memory): the engine must stop. */
-bool dlv_consumer_failed(const dlv_consumer_t *c);
+/* Why the engine must stop (a partition could not be tracked, out of memory; or the consumer
+ * had a fatal error, such as a static member fenced), owned by the consumer; NULL while it need
+ * not. */
+const char *dlv_consumer_failed(const dlv_consumer_t *c);
 const char *dlv_consumer_topic(const dlv_consumer_t *c);
 /* The consumer group's id. */
 const char *dlv_consumer_group(const dlv_consumer_t *c);

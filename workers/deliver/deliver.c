@@ -1468,8 +1468,9 @@ int dlv_engine_run(dlv_engine_t *e, struct sl_err *err)
         for (size_t i = 0; i < e->n_dests; i++) {
             more |=
                 dlv_consumer_poll(e->dests[i].consumer, DLV_POLL_BATCH, !e->full && !e->draining);
-            if (dlv_consumer_failed(e->dests[i].consumer))
-                fail(e, "%s: a partition could not be tracked", e->dests[i].conf.name);
+            const char *why = dlv_consumer_failed(e->dests[i].consumer);
+            if (why)
+                fail(e, "%s: %s", e->dests[i].conf.name, why);
         }
         fire_timers(e, now);
         ledger_step(e, now);
