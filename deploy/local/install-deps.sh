@@ -25,10 +25,11 @@ PACKAGES=(
     kcat redis-server postgresql openjdk-17-jre-headless maven curl jq
     # tests: tests/unit/deploy_files.sh parses the deployment files' YAML
     python3-yaml
-    # tests/fuzz: clang (14 on Debian 12) and its runtime, which holds libFuzzer and the
-    # sanitizers' clang runtimes
-    clang libclang-rt-dev
 )
+# Only for the tests, so not in the image's build stage (tests/unit/deploy_files.sh checks that
+# stage against the list above): tests/fuzz needs clang (14 on Debian 12) and its runtime, which
+# holds libFuzzer and the sanitizers' clang runtimes.
+PACKAGES+=(clang libclang-rt-dev)
 
 check_only=0
 case "${1:-}" in
