@@ -381,3 +381,17 @@ rd_kafka_message_t *sl_testenv_find(rd_kafka_message_t **msgs, size_t n, const c
             return msgs[i];
     return NULL;
 }
+
+void sl_testenv_idempotency_key(const char *sluice_source, const char *ce_source, const char *id,
+                                const char *dest, char *buf, size_t size)
+{
+    struct sl_ce ce;
+    struct sl_err err;
+    char scoped[SL_CE_SCOPED_ID_LEN + 1];
+    sl_ce_init(&ce);
+    SL_REQUIRE(sl_ce_set(&ce, SL_CE_SOURCE_NAME, sluice_source, &err) == 0 &&
+               sl_ce_set(&ce, "source", ce_source, &err) == 0 &&
+               sl_ce_scoped_id(&ce, id, scoped) == 0);
+    sl_ce_free(&ce);
+    SL_REQUIRE(snprintf(buf, size, "%s:%s", scoped, dest) < (int)size);
+}

@@ -95,5 +95,9 @@ size_t sl_testenv_read_all(const char *topic, int partitions, rd_kafka_message_t
 void sl_testenv_free_records(rd_kafka_message_t **msgs, size_t n, rd_kafka_t *consumer);
 /* The record among msgs[0..n) whose ce_id is `id`; NULL when none. */
 rd_kafka_message_t *sl_testenv_find(rd_kafka_message_t **msgs, size_t n, const char *id);
+/* The Idempotency-Key sluice-deliver sends to `dest` for event `id` whose ce_sluicesource is
+ * `sluice_source` and ce_source `ce_source`: "<sl_ce_scoped_id>:<dest>" into buf[size]. */
+void sl_testenv_idempotency_key(const char *sluice_source, const char *ce_source, const char *id,
+                                const char *dest, char *buf, size_t size);
 
 #endif

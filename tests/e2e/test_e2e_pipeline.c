@@ -386,14 +386,8 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
 
     /* Each destination received it once, with its credentials and the event's key: the id
      * scoped to its source (deliver.h), then the destination. */
-    char key[160], sql[512], scoped[SL_CE_SCOPED_ID_LEN + 1];
-    struct sl_ce ce;
-    sl_ce_init(&ce);
-    SL_REQUIRE(sl_ce_set(&ce, "source", "stripe", &err) == 0 &&
-               sl_ce_set(&ce, SL_CE_SOURCE_NAME, "stripe", &err) == 0 &&
-               sl_ce_scoped_id(&ce, id, scoped) == 0);
-    sl_ce_free(&ce);
-    snprintf(key, sizeof(key), "%s:crm", scoped);
+    char key[160], sql[512];
+    sl_testenv_idempotency_key("stripe", "stripe", id, "crm", key, sizeof(key));
     json_t *req = received(crm, key);
     SL_REQUIRE(req);
     json_t *h = json_object_get(req, "headers");
@@ -406,7 +400,7 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     SL_CHECK_STR(json_string_value(json_object_get(h, "webhook-id")), key);
     SL_CHECK(strncmp(json_string_value(json_object_get(h, "webhook-signature")), "v1,", 3) == 0);
     json_decref(req);
-    snprintf(key, sizeof(key), "%s:warehouse", scoped);
+    sl_testenv_idempotency_key("stripe", "stripe", id, "warehouse", key, sizeof(key));
     req = received(warehouse, key);
     SL_REQUIRE(req);
     h = json_object_get(req, "headers");
@@ -415,7 +409,7 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     SL_CHECK_STR(json_string_value(json_object_get(h, "Authorization")), "Bearer " WAREHOUSE_TOKEN);
     SL_CHECK_STR(json_string_value(json_object_get(h, "X-Sluice-Pipeline")), "example");
     json_decref(req);
-    snprintf(key, sizeof(key), "%s:archive", scoped);
+    sl_testenv_idempotency_key("stripe", "stripe", id, "archive", key, sizeof(key));
     req = received(archive, key);
     SL_REQUIRE(req);
     h = json_object_get(req, "headers");

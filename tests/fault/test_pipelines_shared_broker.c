@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "destsim_client.h"
-#include "sl_cloudevent.h"
 #include "sl_kafka.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
@@ -151,23 +150,15 @@ static void check_delivered_once(const struct pipe *p, int index)
     SL_CHECK_INT(json_integer_value(json_object_get(c, "requests_total")), EVENTS);
     json_t *keys = json_object_get(c, "keys");
     SL_CHECK_INT(json_object_size(keys), EVENTS);
-    /* The Idempotency-Key is the event id scoped to its source (deliver.h), then the
-     * destination. */
-    char key[128], id[64], scoped[SL_CE_SCOPED_ID_LEN + 1];
-    struct sl_ce ce;
-    sl_ce_init(&ce);
-    SL_REQUIRE(sl_ce_set(&ce, "source", "shop", &err) == 0 &&
-               sl_ce_set(&ce, SL_CE_SOURCE_NAME, "shop", &err) == 0);
+    char key[128], id[64];
     for (int i = 0; i < EVENTS; i++) {
         snprintf(id, sizeof(id), "pipe-ev-%03d", i);
-        SL_REQUIRE(sl_ce_scoped_id(&ce, id, scoped) == 0);
-        snprintf(key, sizeof(key), "%s:sink", scoped);
+        sl_testenv_idempotency_key("shop", "shop", id, "sink", key, sizeof(key));
         json_t *k = json_object_get(keys, key);
         SL_CHECK(k != NULL);
         SL_CHECK_INT(json_integer_value(json_object_get(k, "requests")), 1);
         SL_CHECK_INT(json_integer_value(json_object_get(k, "2xx")), 1);
     }
-    sl_ce_free(&ce);
     json_decref(c);
 }
 

@@ -210,9 +210,10 @@ static void check_exactly_once(destsim_t *sim, const char *dest)
     SL_CHECK_INT(json_integer_value(json_object_get(c, "requests_total")), TOTAL);
     json_t *keys = json_object_get(c, "keys");
     SL_CHECK_INT(json_object_size(keys), TOTAL);
-    char key[128];
+    char key[128], id[64];
     for (int i = 0; i < TOTAL; i++) {
-        snprintf(key, sizeof(key), "replay-ev-%03d:%s", i, dest);
+        snprintf(id, sizeof(id), "replay-ev-%03d", i);
+        sl_testenv_idempotency_key("shop", "shop", id, dest, key, sizeof(key));
         json_t *k = json_object_get(keys, key);
         SL_CHECK(k != NULL);
         SL_CHECK_INT(json_integer_value(json_object_get(k, "requests")), 1);

@@ -129,10 +129,10 @@ static void event_id(const char *what, char *buf, size_t size)
     sl_testenv_unique(what, buf, size);
 }
 
-/* The Idempotency-Key deliver sends for event `id`. */
+/* The Idempotency-Key deliver sends for event `id` (of produce_data's sources). */
 static void idem_key(const char *id, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s:%s", id, run.dest);
+    sl_testenv_idempotency_key("shop", "test", id, run.dest, buf, size);
 }
 
 /* An order event of source "shop" into <prefix>ingress, as sluice-ingress writes it (the event
