@@ -390,8 +390,9 @@ check_row() {
     psql_q "SELECT event_id, count(*) FROM dead_letters WHERE event_id IS NOT NULL AND reason <> '' GROUP BY 1" > "$d/dead.txt" || return 1
     psql_q "SELECT event_id, stage, outcome, coalesce(nullif(destination, ''), '-'), count(*) FROM audit WHERE event_id IS NOT NULL AND outcome IN ('passed', 'delivered', 'duplicate', 'dead_lettered') GROUP BY 1, 2, 3, 4" > "$d/audit.txt" || return 1
     awk -v out="$d/result" -v bad="$d/bad.txt" '
-        # An Idempotency-Key names the event (today "<event id>:<destination>"): each of its
-        # ":"-separated parts is looked up, so a key scoped by source as well still matches.
+        # An Idempotency-Key names the event ("<id scoped to its source>:<destination>", the
+        # scoped id as loadgen computed it; before that "<event id>:<destination>"): each of
+        # its ":"-separated parts is looked up.
         function keys(dest, line,   f, n, i) {
             n = split($1, f, ":")
             for (i = 1; i <= n; i++) { eff[dest, f[i]] += $2; req[dest, f[i]] += $3 }
@@ -408,9 +409,9 @@ check_row() {
             else any_dup[$1] += ($5 > 1)
             next
         }
-        function pair(id, evt, dest,   e) {
-            e = ((dest, id) in eff) ? eff[dest, id] : eff[dest, evt]
-            if (req[dest, id] + req[dest, evt] > 1) resent++
+        function pair(id, evt, sc, dest,   e) {
+            e = ((dest, sc) in eff) ? eff[dest, sc] : ((dest, id) in eff) ? eff[dest, id] : eff[dest, evt]
+            if (req[dest, sc] + req[dest, id] + req[dest, evt] > 1) resent++
             return e
         }
         function need(id, stage, outcome, dest) {
@@ -424,9 +425,9 @@ check_row() {
             if (audit[id, "deliver", "duplicate", dest] + 0 > 0) { ledger++; return }
             need(id, "deliver", "delivered", dest)
         }
-        {   # accepted.txt: <id> <stripe event id> valid|invalid
-            id = $1; evt = $2; accepted++; why = ""
-            c = pair(id, evt, "crm"); w = pair(id, evt, "warehouse")
+        {   # accepted.txt: <id> <stripe event id> valid|invalid <scoped id>
+            id = $1; evt = $2; sc = $4; accepted++; why = ""
+            c = pair(id, evt, sc, "crm"); w = pair(id, evt, sc, "warehouse")
             if ($3 == "invalid") {
                 invalid++
                 if (c + w > 0) { twice++; why = " an invalid event was delivered" }

@@ -13,7 +13,10 @@
  *
  * Each 202 appends one line to --out, flushed at once, so that a load that is cut short still
  * left the record of what was accepted:
- *     <id from the 202 body> <Stripe event id> valid|invalid
+ *     <id from the 202 body> <Stripe event id> valid|invalid <scoped id>
+ * where the scoped id is the id as deliver scopes it to its source (sl_ce_scoped_id: the source
+ * is the URL's last path segment, which the ingress also sets as ce_source of a plain webhook):
+ * the destinations see it as "<scoped id>:<destination>" in Idempotency-Key.
  * Nothing else is written there. Other answers (503 while Kafka is away, connection errors while
  * ingress restarts) are not retried: the sender did not get a promise for them. The totals go to
  * stdout as one line: sent=N accepted=N rejected=N errors=N (rejected: a status other than 202;
@@ -37,6 +40,7 @@
 #include <jansson.h>
 #include <signal.h>
 
+#include "sl_cloudevent.h"
 #include "sl_err.h"
 #include "verify.h"
 
@@ -153,7 +157,8 @@ fail:
 }
 
 /* Books one finished request; a 202 goes to `out`. Returns -1 when `out` cannot be written. */
-static int req_done(struct lg_req *r, CURLcode cc, FILE *out, struct lg_totals *t)
+static int req_done(struct lg_req *r, CURLcode cc, const char *source, FILE *out,
+                    struct lg_totals *t)
 {
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -172,10 +177,18 @@ static int req_done(struct lg_req *r, CURLcode cc, FILE *out, struct lg_totals *
         fprintf(stderr, "loadgen: a 202 without a usable id: %s\n", r->reply);
         t->rejected++;
     } else {
+        struct sl_ce ce;
+        struct sl_err err;
+        char scoped[SL_CE_SCOPED_ID_LEN + 1];
+        sl_ce_init(&ce);
         t->accepted++;
-        if (fprintf(out, "%s %s %s\n", id, r->evt, r->invalid ? "invalid" : "valid") < 0 ||
+        if (sl_ce_set(&ce, SL_CE_SOURCE_NAME, source, &err) != 0 ||
+            sl_ce_set(&ce, "source", source, &err) != 0 || sl_ce_scoped_id(&ce, id, scoped) != 0 ||
+            fprintf(out, "%s %s %s %s\n", id, r->evt, r->invalid ? "invalid" : "valid", scoped) <
+                0 ||
             fflush(out) != 0)
             rc = -1;
+        sl_ce_free(&ce);
     }
     json_decref(j);
     return rc;
@@ -291,6 +304,7 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    const char *source = strrchr(o.url, '/') + 1; /* the URL starts with http:// */
     FILE *out = fopen(o.out, "a");
     if (!out) {
         fprintf(stderr, "loadgen: %s: %s\n", o.out, strerror(errno));
@@ -336,7 +350,7 @@ int main(int argc, char **argv)
             CURLcode cc = m->data.result;
             curl_multi_remove_handle(multi, r->easy);
             in_flight--;
-            if (req_done(r, cc, out, &t) != 0) {
+            if (req_done(r, cc, source, out, &t) != 0) {
                 fprintf(stderr, "loadgen: %s: %s\n", o.out, strerror(errno));
                 rc = 1;
             }
