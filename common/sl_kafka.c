@@ -440,3 +440,30 @@ bool sl_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
         rd_kafka_metadata_destroy(md);
     return rc == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
+
+/* Consumers kept until exit (sl_kafka_consumer_destroy): referenced from here so that the leak
+ * checker sees them as kept, not lost. A process has a consumer per stage or destination. */
+#define KEPT_CONSUMERS_MAX 256
+static rd_kafka_t *kept_consumers[KEPT_CONSUMERS_MAX];
+static atomic_size_t n_kept_consumers;
+
+bool sl_kafka_consumer_closable(bool assigned)
+{
+    return assigned || rd_kafka_version() >= 0x020300ff;
+}
+
+void sl_kafka_consumer_destroy(rd_kafka_t *rk, bool assigned)
+{
+    if (!rk)
+        return;
+    if (sl_kafka_consumer_closable(assigned)) {
+        rd_kafka_destroy(rk);
+        return;
+    }
+    SL_WARN("the consumer was never assigned a partition; it is left to the process exit, not "
+            "destroyed (librdkafka %s aborts then: confluentinc/librdkafka#4312)",
+            rd_kafka_version_str());
+    size_t i = atomic_fetch_add(&n_kept_consumers, 1);
+    if (i < KEPT_CONSUMERS_MAX)
+        kept_consumers[i] = rk;
+}

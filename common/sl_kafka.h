@@ -134,4 +134,19 @@ int sl_kafka_create_topics(const struct sl_kafka_settings *s, const struct sl_to
 /* Whether a broker answers a metadata request within the timeout (readiness probes). */
 bool sl_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
 
+/* librdkafka before 2.3.0 aborts the process when a cooperative-sticky consumer that has joined
+ * its group but was never assigned is closed or destroyed (rd_kafka_sticky_assignor_state_destroy:
+ * Assertion `assignor_state', confluentinc/librdkafka#4312). A replica stopped while its group's
+ * rebalance is still under way (a scale-down right after a scale-up; with static members that
+ * can last session.timeout.ms) would die by SIGABRT instead of exiting 0. `assigned` says
+ * whether the consumer's rebalance callback has ever assigned (an empty assignment counts).
+ *
+ * sl_kafka_consumer_closable: whether rd_kafka_consumer_close() may be called; false only on such
+ * a librdkafka for a consumer never assigned, which owns no partition and has nothing to commit.
+ * sl_kafka_consumer_destroy: rd_kafka_destroy(rk), or, when not closable, keeps the handle until
+ * the process exits (the caller is exiting; the broker drops the member after session.timeout.ms,
+ * as for a process that was killed). NULL does nothing. */
+bool sl_kafka_consumer_closable(bool assigned);
+void sl_kafka_consumer_destroy(rd_kafka_t *rk, bool assigned);
+
 #endif

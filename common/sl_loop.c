@@ -228,6 +228,7 @@ struct sl_loop {
     long long flush_retry_at_ms; /* sink: when to try a failed flush again; 0 = none */
     int flush_backoff_ms;
     bool fatal;
+    bool assigned_once; /* the rebalance callback has assigned (sl_kafka_consumer_closable) */
     struct sl_err fatal_err;
 
     rd_kafka_message_t *held; /* event waiting for SL_RETRY backoff */
@@ -954,6 +955,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         SL_INFO("assigned %d partitions", parts->cnt);
+        loop->assigned_once = true;
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -1270,7 +1272,8 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
         if (loop->sink && loop->txn_open) /* the flush failed again: read it again later */
             loop->opts.stage->discard(loop->opts.stage_ctx);
     }
-    rd_kafka_consumer_close(loop->consumer);
+    if (sl_kafka_consumer_closable(loop->assigned_once))
+        rd_kafka_consumer_close(loop->consumer);
     if (loop->fatal) {
         *err = loop->fatal_err;
         return -1;
@@ -1287,8 +1290,7 @@ void sl_loop_destroy(sl_loop_t *loop)
     json_decref(loop->emit.detail);
     if (loop->held)
         rd_kafka_message_destroy(loop->held);
-    if (loop->consumer)
-        rd_kafka_destroy(loop->consumer);
+    sl_kafka_consumer_destroy(loop->consumer, loop->assigned_once);
     if (loop->producer)
         rd_kafka_destroy(loop->producer);
     sl_crashguard_destroy(loop->guard);

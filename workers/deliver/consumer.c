@@ -31,7 +31,8 @@ struct dlv_consumer {
     dlv_part_t *parts[DLV_PARTITIONS_MAX];
     size_t assigned;
     bool closing;
-    char failed[512]; /* why the engine must stop; "" while it need not */
+    bool assigned_once; /* the rebalance callback has assigned (sl_kafka_consumer_closable) */
+    char failed[512];   /* why the engine must stop; "" while it need not */
 };
 
 static dlv_part_t *part_of(dlv_consumer_t *c, int32_t id)
@@ -218,6 +219,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         SL_INFO("%s: assigned %d partition(s)", c->topic, parts->cnt);
+        c->assigned_once = true;
         assign(c, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
@@ -413,6 +415,8 @@ void dlv_consumer_close(dlv_consumer_t *c)
         return;
     c->closing = true;
     commit(c, NULL, true);
+    if (!sl_kafka_consumer_closable(c->assigned_once))
+        return;
     rd_kafka_resp_err_t rc = rd_kafka_consumer_close(c->rk);
     if (rc)
         SL_WARN("%s: closing the consumer: %s", c->topic, rd_kafka_err2str(rc));
@@ -426,8 +430,7 @@ void dlv_consumer_destroy(dlv_consumer_t *c)
         rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
         rd_kafka_queue_destroy(c->queue);
     }
-    if (c->rk)
-        rd_kafka_destroy(c->rk);
+    sl_kafka_consumer_destroy(c->rk, c->assigned_once);
     for (int32_t id = 0; id < DLV_PARTITIONS_MAX; id++)
         part_free(c->parts[id]);
     free(c);
