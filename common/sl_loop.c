@@ -232,6 +232,9 @@ struct sl_loop {
     struct sl_err fatal_err;
 
     rd_kafka_message_t *held; /* event waiting for SL_RETRY backoff */
+    /* A record read but not processed yet while the open batch is committed (the crash guard's
+     * suspect, which goes alone): its partition's offset is its own, not the position past it. */
+    const rd_kafka_message_t *unprocessed;
     int held_attempt;
     long long held_next_try_ms;
     int backoff_ms;
@@ -557,6 +560,10 @@ static rd_kafka_topic_partition_list_t *commit_offsets(sl_loop_t *loop)
         if (loop->held && loop->held->partition == p->partition &&
             strcmp(rd_kafka_topic_name(loop->held->rkt), p->topic) == 0)
             offset = loop->held->offset;
+        if (loop->unprocessed && loop->unprocessed->partition == p->partition &&
+            strcmp(rd_kafka_topic_name(loop->unprocessed->rkt), p->topic) == 0 &&
+            (offset < 0 || loop->unprocessed->offset < offset))
+            offset = loop->unprocessed->offset;
         if (offset >= 0)
             rd_kafka_topic_partition_list_add(offsets, p->topic, p->partition)->offset = offset;
     }
@@ -824,7 +831,10 @@ static int handle(sl_loop_t *loop, rd_kafka_message_t *msg, int attempt)
     /* The crash guard: a suspect record goes alone, in a transaction of its own. */
     bool alone = sl_crashguard_alone(loop->guarded, msg->partition, msg->offset);
     unsigned long rewinds = loop->rewinds;
-    if (alone && (commit_txn(loop) != 0 || loop->rewinds != rewinds)) {
+    loop->unprocessed = msg;
+    int committed = alone ? commit_txn(loop) : 0;
+    loop->unprocessed = NULL;
+    if (alone && (committed != 0 || loop->rewinds != rewinds)) {
         /* Fatal, or the batch was aborted: this record is read again after the rewind. */
         if (was_held)
             update_pause(loop);
