@@ -168,6 +168,9 @@ for dest in ("crm", "warehouse"):
         c = dep["spec"]["template"]["spec"]["containers"][0]
         need(c["command"] == ["sluice-deliver"] and c["args"][-2:] == ["--destination", dest],
              f"split: {dest} does not run sluice-deliver --destination {dest}")
+    svc = kinds(split, "Service").get(f"sluice-deliver-{dest}")
+    need(svc is not None and svc["metadata"]["labels"].get("sluice.io/destination") == dest,
+         f"split: the Service of {dest} does not name its destination (the ServiceMonitor's label)")
     s = kinds(split, "ScaledObject").get(f"sluice-deliver-{dest}")
     need(s is not None and [t["metadata"]["consumerGroup"] for t in s["spec"]["triggers"]] == [f"sluice.deliver.{dest}"],
          f"split: no ScaledObject on sluice.deliver.{dest}")
@@ -201,6 +204,9 @@ refused() {
     ok "values/$file refused: $expected"
 }
 refused typo.yaml "Additional property replica is not allowed"
+refused split-without-destinations.yaml "stages.deliver.split: list the pipeline's destinations"
+refused keda-without-brokers.yaml "keda.kafka.bootstrapServers: the brokers KEDA reads the lag from"
+refused long-destination.yaml "is longer than the 63 characters of a Kubernetes name"
 refused wrong-type.yaml "stages.validate.replicas: Invalid type. Expected: integer, given: string"
 
 render -f "$here/values/unknown-field.yaml" > "$work/unknown.yaml" 2> "$work/err" ||

@@ -75,7 +75,13 @@ workloads:
 {{- fail "stages.deliver.split: list the pipeline's destinations in stages.deliver.destinations" }}
 {{- end }}
 {{- range $dest := $stage.destinations }}
-  - name: deliver-{{ $dest }}
+{{- /* Destination names may hold '_' and capitals (the pipeline's alphabet); object names
+       and labels may not. */}}
+{{- $wname := printf "deliver-%s" ($dest | lower | replace "_" "-") | trimSuffix "-" }}
+{{- if gt (len (printf "%s-%s" (include "sluice.fullname" $) $wname)) 63 }}
+{{- fail (printf "stages.deliver.destinations: %s-%s is longer than the 63 characters of a Kubernetes name: shorten fullnameOverride" (include "sluice.fullname" $) $wname) }}
+{{- end }}
+  - name: {{ $wname }}
     component: deliver
     destination: {{ $dest | quote }}
     binary: sluice-deliver
