@@ -6,7 +6,8 @@
 #     the dashboard is JSON;
 #   - every metric an alert rule or a dashboard panel queries is registered by the C sources
 #     (histogram series: <name>_bucket/_sum/_count of a histogram);
-#   - every binary the Dockerfile, compose.yaml and the chart name is a CMake target, and every
+#   - every binary the Dockerfile, compose.yaml and the chart name is a CMake target (and the
+#     chart's are in the image), and every
 #     stage binary that CMake builds (ingress/, workers/) is shipped, run, deployed and scraped;
 #   - every admin port (compose commands, health checks, published ports, Prometheus targets,
 #     the chart's values, the image's EXPOSE) is the binary's default in the code;
@@ -347,6 +348,8 @@ for p in tpls:
     for b in set(bin_re.findall(text)):
         if b not in targets:
             err(f"{rel}: {b} is not a CMake target")
+        elif b not in copied:
+            err(f"{rel}: {b} is not shipped in the image (deploy/docker/Dockerfile)")
 
 for e in errors:
     print("FAIL:", e)
@@ -412,6 +415,8 @@ must_catch unknown_value helm/sluice/templates/deployments.yaml ".Values.image.p
     ".Values.image.policy" ".Values.image.policy is not in values.yaml"
 must_catch unknown_stage_key helm/sluice/templates/_helpers.tpl '$stage.replicas' \
     '$stage.replica' '$stage.replica is in no stage of values.yaml'
+must_catch chart_binary_not_shipped deploy/docker/Dockerfile "/build/bin/sluicectl /build/bin/destsim" \
+    "/build/bin/destsim" "retention-cronjob.yaml: sluicectl is not shipped in the image"
 must_catch unbalanced helm/sluice/templates/pdb.yaml "{{- end }}" "" \
     "pdb.yaml: if/range/with/define and end do not balance"
 must_catch new_stage ingress/CMakeLists.txt "add_executable(sluice-ingress " \
