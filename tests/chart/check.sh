@@ -143,6 +143,11 @@ need(env_names(deps["sluice-validate"]) & {"SLUICE_PG_DSN", "CRM_CLIENT_SECRET"}
 for dep in deps.values():
     ann = dep["spec"]["template"]["metadata"]["annotations"]
     need("checksum/pipeline" in ann and "checksum/secret" in ann, "production: checksum annotations")
+svcs = kinds(prod, "Service")
+need([p["name"] for p in svcs["sluice-ingress"]["spec"]["ports"]] == ["http"],
+     "production: the public ingress Service exposes more than HTTP")
+need([p["port"] for p in svcs.get("sluice-ingress-admin", {"spec": {"ports": []}})["spec"]["ports"]] == [9180],
+     "production: no admin Service of ingress")
 for kind in ("ServiceMonitor", "PrometheusRule", "NetworkPolicy", "ServiceAccount", "CronJob", "Ingress"):
     need(kinds(prod, kind), f"production: no {kind}")
 cron = list(kinds(prod, "CronJob").values())[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]

@@ -27,6 +27,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/* host:port of a workload's admin listener through its Service. Argument: dict "root" $ "w"
+     workload. */}}
+{{- define "sluice.adminAddress" -}}
+{{- $port := .w.port -}}
+{{- if eq .w.component "admin" }}{{ $port = .root.Values.admin.service.port }}{{ end -}}
+{{- printf "%s-%s:%v" (include "sluice.fullname" .root) (.w.adminService | default .w.name) $port -}}
+{{- end -}}
+
 {{- define "sluice.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -58,7 +66,9 @@ The workloads the chart runs, as YAML (read back with fromYaml): one per enabled
 deliver with split, which is one per destination (deliver-<destination>, running
 `sluice-deliver --destination <destination>`), and sluice-admin. Each names its binary, admin
 port, the keys of existingSecret it reads, and the consumer groups and topics KEDA scales it on.
-Every other template ranges over this list, so a workload is defined once.
+Every other template ranges over this list, so a workload is defined once. Its admin port is
+behind the Service <fullname>-<adminService | default name> (ingress: ingress-admin, since
+<fullname>-ingress is the public HTTP Service).
 */}}
 {{- define "sluice.workloads" -}}
 {{- $prefix := .Values.keda.kafka.topicPrefix -}}
@@ -123,6 +133,7 @@ workloads:
     pdb: {{ $stage.podDisruptionBudget | toJson }}
     {{- if eq $name "ingress" }}
     http: true
+    adminService: ingress-admin
     hpa: {{ $stage.autoscaling | toJson }}
     {{- else if hasKey $topics $name }}
     keda: {{ $stage.autoscaling | toJson }}
