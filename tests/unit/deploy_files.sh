@@ -6,7 +6,8 @@
 #     the dashboard is JSON;
 #   - every metric an alert rule or a dashboard panel queries is registered by the C sources
 #     (histogram series: <name>_bucket/_sum/_count of a histogram);
-#   - every binary the Dockerfile, compose.yaml and the chart name is a CMake target, and every
+#   - every binary the Dockerfile, compose.yaml and the chart name is a CMake target (and the
+#     chart's are in the image), and every
 #     stage binary that CMake builds (ingress/, workers/) is shipped, run, deployed and scraped;
 #   - every admin port (compose commands, health checks, published ports, Prometheus targets,
 #     the chart's values, the image's EXPOSE) is the binary's default in the code;
@@ -14,8 +15,10 @@
 #   - the image's build stage installs every -dev package of deploy/local/install-deps.sh, and
 #     its runtime stage the Debian package of every shared library that a shipped binary of
 #     this build tree links directly;
-#   - every .Values path and every per-stage key the chart's templates use exists in values.yaml,
-#     and the template actions are balanced; the chart's appVersion is the project's version.
+#   - every .Values path the chart's templates use exists in values.yaml, every per-stage key
+#     ($stage.x) in at least one stage (stages differ: ingress scales on CPU, deliver has
+#     destinations), and the template actions are balanced; the chart's appVersion is the project's version. (tests/chart/check.sh
+#     renders the chart with helm itself: values.schema.json, lint --strict, the API schemas.)
 # The checker runs on the tree (must pass), then on copies with one fault each (must fail,
 # naming the fault), so that each check is shown to catch what it is for.
 # shellcheck source=../testlib.sh
@@ -318,7 +321,8 @@ def resolve(tree, path):
         tree = tree[k]
     return True
 tpl_dir = os.path.join(root, "helm/sluice/templates")
-tpls = sorted(glob.glob(os.path.join(tpl_dir, "*")))
+tpls = sorted(p for p in glob.glob(os.path.join(tpl_dir, "**", "*"), recursive=True)
+              if os.path.isfile(p))
 if not tpls:
     err("helm/sluice/templates: no templates")
 for p in tpls:
@@ -339,12 +343,13 @@ for p in tpls:
         if not resolve(values, path.split(".")[1:]):
             err(f"{rel}: .Values{path} is not in values.yaml")
     for path in re.findall(r"\$stage((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
-        for s, cfg in vstages.items():
-            if not resolve(cfg, path.split(".")[1:]):
-                err(f"{rel}: $stage{path} is not in values.yaml stages.{s}")
+        if not any(resolve(cfg, path.split(".")[1:]) for cfg in vstages.values()):
+            err(f"{rel}: $stage{path} is in no stage of values.yaml")
     for b in set(bin_re.findall(text)):
         if b not in targets:
             err(f"{rel}: {b} is not a CMake target")
+        elif b not in copied:
+            err(f"{rel}: {b} is not shipped in the image (deploy/docker/Dockerfile)")
 
 for e in errors:
     print("FAIL:", e)
@@ -408,8 +413,10 @@ must_catch unset_variable deploy/examples/pipeline.yaml 'dsn: "${SLUICE_PG_DSN' 
     'dsn: "${SLUICE_PG_URL' "\${SLUICE_PG_URL} of the example pipeline is not set"
 must_catch unknown_value helm/sluice/templates/deployments.yaml ".Values.image.pullPolicy" \
     ".Values.image.policy" ".Values.image.policy is not in values.yaml"
-must_catch unknown_stage_key helm/sluice/templates/deployments.yaml '$stage.replicas' \
-    '$stage.replica' '$stage.replica is not in values.yaml stages.'
+must_catch unknown_stage_key helm/sluice/templates/_helpers.tpl '$stage.replicas' \
+    '$stage.replica' '$stage.replica is in no stage of values.yaml'
+must_catch chart_binary_not_shipped deploy/docker/Dockerfile "/build/bin/sluicectl /build/bin/destsim" \
+    "/build/bin/destsim" "retention-cronjob.yaml: sluicectl is not shipped in the image"
 must_catch unbalanced helm/sluice/templates/pdb.yaml "{{- end }}" "" \
     "pdb.yaml: if/range/with/define and end do not balance"
 must_catch new_stage ingress/CMakeLists.txt "add_executable(sluice-ingress " \
