@@ -2,6 +2,8 @@
  * PostgreSQL for the dead letters and the record of actions:
  *   - pause: once deliver has seen the pause (its gauge sluice_deliver_paused is 1) an event
  *     produced for the destination is not sent; after resume it is delivered;
+ *   - the overview: deliver's entry (ready, rates from two scrapes), the destination's
+ *     attempts, success ratio, latency, circuit and pause, the database's counts;
  *   - a dead letter of deliver (a row as sluice-deadletter stores it) replayed through the API
  *     goes back to <prefix>deliver.<name> and is delivered to destsim. */
 #include <jansson.h>
@@ -44,17 +46,33 @@ static void start(void)
     run.port = sl_testenv_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", run.port);
     admin_token_hash(OPERATOR, hash);
+    dh_start(run.h, 0, NULL);
+    /* Deliver has read the file: what it adds is sluice-admin's. */
     FILE *f = fopen(dh_config(run.h), "a");
     SL_REQUIRE(f);
     fprintf(f,
             "postgres:\n  dsn: \"%s\"\nadmin:\n  listen: \"%s\"\n  tokens:\n"
-            "    - {name: alice, role: operator, sha256: \"%s\"}\n",
-            run.dsn, listen, hash);
+            "    - {name: alice, role: operator, sha256: \"%s\"}\n"
+            "  stages: {deliver: \"127.0.0.1:%d\"}\n",
+            run.dsn, listen, hash, dh_admin_port(run.h, 0));
     SL_REQUIRE(fclose(f) == 0);
-    dh_start(run.h, 0, NULL);
     const char *args[] = {"--config", dh_config(run.h), NULL};
     run.admin = sl_testenv_spawn("sluice-admin", args, "admin-deliver");
     SL_REQUIRE(sl_testenv_wait_ready(run.port, 200, "ready", body, sizeof(body)) == 200);
+}
+
+/* The overview's entry named `name` in its array `what`. */
+static const json_t *entry(const json_t *doc, const char *what, const char *name)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(doc, what), i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+            return e;
+    }
+    sl_test_fail(__FILE__, __LINE__, "no %s %s in the overview", what, name);
+    return NULL;
 }
 
 static void stop(void)
@@ -100,6 +118,12 @@ SL_TEST(pause_holds_delivery_and_resume_releases_it)
     json_t *counters = destsim_counters(dh_sim(run.h), NULL);
     SL_CHECK_INT(dh_count_2xx(counters), 0);
     json_decref(counters);
+    /* The overview shows the pause. */
+    doc = admin_expect(run.port, "GET", "/api/v1/overview", OPERATOR, NULL, 200);
+    const json_t *dest = entry(doc, "destinations", dh_dest(run.h));
+    SL_CHECK_STR(json_string_value(json_object_get(json_object_get(dest, "paused"), "by")),
+                 "alice");
+    json_decref(doc);
 
     snprintf(path, sizeof(path), "/api/v1/destinations/%s/resume", dh_dest(run.h));
     doc = admin_expect(run.port, "POST", path, OPERATOR, NULL, 200);
@@ -107,6 +131,24 @@ SL_TEST(pause_holds_delivery_and_resume_releases_it)
     json_decref(doc);
     dh_wait_2xx(run.h, 1);
     wait_metric(series, 0);
+    /* The overview after the delivery: deliver ready with a rate (two scrapes), the
+     * destination's attempt, ratio, latency, circuit; nothing paused. */
+    json_decref(admin_expect(run.port, "GET", "/api/v1/overview", OPERATOR, NULL, 200));
+    doc = admin_expect(run.port, "GET", "/api/v1/overview", OPERATOR, NULL, 200);
+    const json_t *stage = entry(doc, "stages", "deliver");
+    SL_CHECK(json_is_true(json_object_get(stage, "ready")));
+    SL_CHECK(json_is_number(json_object_get(stage, "rate_in")));
+    SL_CHECK(json_is_integer(json_object_get(stage, "lag")));
+    dest = entry(doc, "destinations", dh_dest(run.h));
+    SL_CHECK_INT(json_integer_value(json_object_get(json_object_get(dest, "attempts"), "2xx")), 1);
+    SL_CHECK(json_real_value(json_object_get(dest, "success_ratio")) == 1.0);
+    SL_CHECK(json_is_number(json_object_get(json_object_get(dest, "latency_ms"), "p95")));
+    SL_CHECK_STR(json_string_value(json_object_get(dest, "circuit")), "closed");
+    SL_CHECK(json_is_null(json_object_get(dest, "paused")));
+    SL_CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "dead_letters"), "total")),
+                 0);
+    SL_CHECK_INT(json_object_size(json_object_get(doc, "unavailable")), 0);
+    json_decref(doc);
     SL_CHECK_INT(pg_test_int(run.pg, "SELECT count(*) FROM admin_actions WHERE action IN "
                                      "('pause', 'resume') AND who = 'alice'"),
                  2); /* an unknown destination is refused before acting: no action */
