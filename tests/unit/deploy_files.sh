@@ -159,6 +159,11 @@ for s in stages:
         err(f"Dockerfile: stage binary sluice-{s} is not shipped in the image")
 if "sluicectl" not in copied:
     err("Dockerfile: sluicectl is not shipped in the image")
+# The image says its licence, the one of the LICENSE file at the root.
+if not read("LICENSE").lstrip().startswith("Apache License\n                           Version 2.0"):
+    err("LICENSE: not the Apache License 2.0 text")
+if not re.search(r'org\.opencontainers\.image\.licenses="Apache-2\.0"', code):
+    err("Dockerfile: no org.opencontainers.image.licenses=\"Apache-2.0\" label")
 expose = set()
 for line in code.splitlines():
     if line.strip().startswith("EXPOSE"):
