@@ -12,6 +12,7 @@ struct sl_admin {
     sl_metrics_t *metrics;
     sl_admin_ready_cb ready;
     void *opaque;
+    sl_live_t *live;
     int port;
 };
 
@@ -55,8 +56,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
                      MHD_RESPMEM_MUST_FREE);
     }
-    if (strcmp(url, "/healthz") == 0)
-        return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+    if (strcmp(url, "/healthz") == 0) {
+        char why[192], body[sizeof(why) + 64];
+        if (sl_live_ok(admin->live, why, sizeof(why)))
+            return reply_json(conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+        snprintf(body, sizeof(body), "{\"status\":\"stuck\",\"detail\":\"%s\"}", why);
+        return reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     if (strcmp(url, "/readyz") == 0) {
         /* Not ready: the reason, then the registry's notes; ready: the notes, if any. */
         char why[256] = "", notes[SL_METRICS_MAX_NOTES * (SL_METRICS_NOTE_MAX + 2)];
@@ -84,7 +90,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 }
 
 sl_admin_t *sl_admin_start(const char *listen, sl_metrics_t *metrics, sl_admin_ready_cb ready,
-                           void *opaque, struct sl_err *err)
+                           void *opaque, sl_live_t *live, struct sl_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -100,6 +106,7 @@ sl_admin_t *sl_admin_start(const char *listen, sl_metrics_t *metrics, sl_admin_r
     admin->metrics = metrics;
     admin->ready = ready;
     admin->opaque = opaque;
+    admin->live = live;
     unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
