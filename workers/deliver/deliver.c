@@ -1461,6 +1461,7 @@ int dlv_engine_run(dlv_engine_t *e, struct sl_err *err)
     set_not_ready(e, NULL);
     bool more = false;
     for (;;) {
+        sl_live_beat(e->o.live);
         long long now = mono_ms();
         if (!e->draining && (sl_signal_stopping() || e->fatal))
             start_drain(e, now);
@@ -1665,9 +1666,11 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
         sl_err_set(err, SL_ERR_CONFIG, "topic prefix too long");
         goto fail;
     }
-    e->m_lag = sl_metrics_gauge(o->metrics, "sluice_consumer_lag",
-                                "Records after the committed offset, up to the last stable "
-                                "offset.",
+    /* This replica's view; the group's lag is sluice_consumer_lag (sl_lagwatch.h). */
+    e->m_lag = sl_metrics_gauge(o->metrics, "sluice_replica_lag",
+                                "Records after the committed offset on the partitions this "
+                                "replica owns, up to the last stable offset, as this replica "
+                                "sees them.",
                                 (const char *const[]){"stage", "topic", "partition", NULL});
     e->m_redis_errors = sl_metric_series(
         sl_metrics_counter(o->metrics, "sluice_deliver_redis_errors_total",
