@@ -1,0 +1,38 @@
+// Time-series charts through the vendored uPlot (vendor/uplot): one x axis of times (seconds)
+// and named series. uPlot sizes itself in pixels, so the chart follows its box's width.
+
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { h } from './dom.js';
+
+const COLORS = ['#2563eb', '#16a34a', '#dc2626', '#9333ea', '#ca8a04', '#0891b2', '#db2777', '#4b5563'];
+
+/** A chart in a new element: xs (unix seconds), series [{label, values, scale?}]; `scales`
+ * names extra y scales ({ratio: {range: [0, 1]}}). */
+export function timeChart(title, xs, series, { height = 260, scales = {}, bars = false } = {}) {
+  const box = h('figure', { class: 'chart', 'aria-label': title }, h('figcaption', null, title));
+  if (xs.length === 0) {
+    box.append(h('p', { class: 'muted' }, 'No data in this range.'));
+    return box;
+  }
+  const opts = {
+    width: 600,
+    height,
+    scales: { x: { time: true }, ...scales },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'), // the API and the page speak UTC
+    axes: [{}, { scale: series[0].scale || 'y' }],
+    series: [{}, ...series.map((s, i) => ({
+      label: s.label,
+      scale: s.scale || 'y',
+      stroke: COLORS[i % COLORS.length],
+      width: 2,
+      paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+      points: { show: xs.length < 50 },
+    }))],
+  };
+  const extra = [...new Set(series.map((s) => s.scale).filter((sc) => sc && sc !== (series[0].scale || 'y')))];
+  for (const sc of extra) opts.axes.push({ scale: sc, side: 1, grid: { show: false } });
+  const plot = new uPlot(opts, [xs, ...series.map((s) => s.values)], box);
+  const fit = () => plot.setSize({ width: Math.max(240, box.clientWidth - 2), height });
+  new ResizeObserver(fit).observe(box);
+  return box;
+}
