@@ -30,6 +30,11 @@ PACKAGES=(
 # stage against the list above): tests/fuzz needs clang (14 on Debian 12) and its runtime, which
 # holds libFuzzer and the sanitizers' clang runtimes.
 PACKAGES+=(clang libclang-rt-dev)
+# Only for the browser tests (tests/browser): Debian's chromium, driven by playwright-core from
+# npm (its fixture runs `npm ci` in the build tree). Node 20 or later: the machine's own node
+# when it has one (say, from NodeSource, whose nodejs carries npm), else Debian's.
+PACKAGES+=(chromium)
+command -v node > /dev/null && command -v npm > /dev/null || PACKAGES+=(nodejs npm)
 
 check_only=0
 case "${1:-}" in

@@ -10,7 +10,7 @@ import { timeChart } from '../chart.js';
 const COLS = ['accepted', 'delivered', 'dead_lettered', 'filtered', 'duplicate', 'pending', 'stuck', 'unexplained'];
 
 function rowsOf(doc) {
-  return (doc && (doc.items || doc.hours || doc.rows)) || [];
+  return (doc && doc.items) || [];
 }
 
 function filters(ctx) {

@@ -7,10 +7,10 @@ import { stateClass, time } from '../format.js';
 
 const STAGES = ['', 'validate', 'transform', 'route', 'deliver'];
 
-/** The payload as text, pretty-printed when it is JSON. */
+/** The payload as text, pretty-printed when it is JSON; base64 when it is not text. */
 function payloadText(dl) {
-  const text = dl.payload_text ?? (typeof dl.payload === 'string' ? dl.payload : JSON.stringify(dl.payload));
-  if (text === undefined || text === null) return '(binary payload not shown)';
+  const text = dl.payload_text;
+  if (text === undefined || text === null) return `(not text; base64) ${dl.payload || ''}`;
   try {
     return JSON.stringify(JSON.parse(text), null, 2);
   } catch {

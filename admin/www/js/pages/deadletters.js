@@ -33,12 +33,18 @@ function filterForm(ctx) {
   return form;
 }
 
+// What bulk replay filters by (the API's body); the list's other filters do not narrow it.
+const BULK_FIELDS = ['source', 'stage', 'since'];
+
 /** The bulk replay panel: dry run first, then a confirmation naming the count. */
-function bulkReplay(ctx, filter) {
+function bulkReplay(ctx, query) {
+  const filter = {};
+  for (const f of BULK_FIELDS) if (query[f]) filter[f] = query[f];
   const out = h('div', { class: 'bulk-result', role: 'status' });
   const panel = h('div', { class: 'card bulk', id: 'bulk-replay' });
   const start = h('button', { type: 'button', class: 'action', id: 'bulk-dry-run' }, 'Replay all that match…');
-  const countOf = (doc) => doc.count ?? doc.matched ?? (doc.items ? doc.items.length : 0);
+  const countOf = (doc) => doc.matched ?? 0;
+  const scope = Object.entries(filter).map(([k, v]) => `${k} ${v}`).join(', ') || 'every source and stage';
   start.addEventListener('click', async () => {
     mount(out, 'Counting (dry run)…');
     try {
@@ -55,7 +61,9 @@ function bulkReplay(ctx, filter) {
         confirm.disabled = true;
         try {
           const done = await post('/dead-letters/replay', { ...filter, dry_run: false });
-          mount(out, `Replayed ${countOf(done)} dead letters.`);
+          const failed = done.failed || [];
+          mount(out, `Replayed ${done.replayed ?? 0} of ${countOf(done)} dead letters.`,
+            failed.length ? h('ul', { class: 'errors' }, failed.map((f) => h('li', null, `#${f.id}: ${f.error}`))) : null);
         } catch (e) {
           ctx.fail(e);
           mount(out);
@@ -67,7 +75,7 @@ function bulkReplay(ctx, filter) {
       mount(out);
     }
   });
-  return mount(panel, h('span', { class: 'muted' }, 'Bulk replay by this filter: '), start, out);
+  return mount(panel, h('span', { class: 'muted' }, `Bulk replay (${scope}): `), start, out);
 }
 
 export async function render(main, ctx) {
@@ -76,7 +84,7 @@ export async function render(main, ctx) {
   for (const f of FIELDS) if (ctx.query[f]) filter[f] = ctx.query[f];
   const operator = ctx.user && ctx.user.role === 'operator';
   main.append(h('div', { class: 'page-head' }, h('h1', null, 'Dead letters')), filterForm(ctx),
-    operator ? bulkReplay(ctx, filter) : null, results);
+    operator ? bulkReplay(ctx, ctx.query) : null, results);
   const doc = await get('/dead-letters', { ...filter, limit: 50, cursor: ctx.query.cursor });
   if (!ctx.current()) return;
   const next = new URLSearchParams(ctx.query);
