@@ -379,6 +379,37 @@ static const struct sl_conf_key reconcile_keys[] = {
     {NULL},
 };
 
+/* ---- sluice-admin ---- */
+
+static const char *const admin_roles[] = {"viewer", "operator", NULL};
+
+static const struct sl_conf_key admin_token_keys[] = {
+    {"name", SL_CK_STRING, NULL, "Who holds the token: shown by whoami and recorded with actions.",
+     .required = true},
+    {"sha256", SL_CK_STRING, NULL,
+     "Hex SHA-256 of the token (64 hex digits); the token itself is never written here.",
+     .required = true},
+    {"role", SL_CK_ENUM, NULL, "viewer: read only; operator: read, replay, discard, pause.", NULL,
+     0, 0, admin_roles, true},
+    {NULL},
+};
+
+static const struct sl_conf_key admin_keys[] = {
+    {"listen", SL_CK_STRING, "127.0.0.1:9190",
+     "The one listener of sluice-admin: /api/v1/..., the console at /, /metrics /healthz "
+     "/readyz."},
+    {"tokens", SL_CK_LIST_OF, NULL,
+     "Bearer tokens of the API and console, each {name, sha256, role}; no token, no access.",
+     admin_token_keys},
+    {"threads", SL_CK_INT, "4", "HTTP worker threads.", NULL, 1, 64},
+    {"prometheus_url", SL_CK_STRING, NULL,
+     "Prometheus to read the overview's rates from (instead of scraping each stage)."},
+    {"stages", SL_CK_STRING_MAP, NULL,
+     "Admin listeners (host:port) of the stages the overview scrapes, by stage name; default each "
+     "binary's default (ingress 127.0.0.1:9180 ... reconcile 127.0.0.1:9187)."},
+    {NULL},
+};
+
 /* Each transactional stage's own section; `loop` tunes the shared loop for it. */
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
@@ -410,6 +441,7 @@ const struct sl_conf_key sl_pipeline_keys[] = {
      deadletter_keys},
     {"reconcile", SL_CK_SECTION, NULL,
      "sluice-reconcile: terminal states, stuck events, hourly books, alerts.", reconcile_keys},
+    {"admin", SL_CK_SECTION, NULL, "sluice-admin: the admin API and the web console.", admin_keys},
     {NULL},
 };
 
