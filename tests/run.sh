@@ -5,7 +5,7 @@
 #   3. checks formatting (clang-format),
 #   4. builds the normal build (build/, Release) and the sanitizer build (build-asan/, Debug
 #      with AddressSanitizer + UndefinedBehaviorSanitizer),
-#   5. runs ctest (labels unit, integration, e2e, fault) in both. Integration tests start a
+#   5. runs ctest (labels unit, integration, e2e, fault, browser) in both. Integration tests start a
 #      private Kafka broker per build tree (ports 19092/19093, or SLUICE_TEST_KAFKA_PORT and the
 #      next one) and stop it afterwards. The unit run includes the fuzz label: every committed
 #      fuzz corpus and regression input through its harness.
@@ -44,7 +44,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 for dir in build build-asan; do
     say "ctest in $dir"
-    ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault' "$@"
+    ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault|browser' "$@"
 done
 if command -v clang > /dev/null; then
     say "fuzzing each harness for ${SLUICE_FUZZ_SECONDS:-5} s (build-fuzz/)"

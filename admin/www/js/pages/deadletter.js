@@ -7,10 +7,21 @@ import { stateClass, time } from '../format.js';
 
 const STAGES = ['', 'validate', 'transform', 'route', 'deliver'];
 
-/** The payload as text, pretty-printed when it is JSON; base64 when it is not text. */
+/** `b64` decoded as UTF-8 text; null when it is not base64 of valid UTF-8. */
+function utf8(b64) {
+  try {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** The payload as text (the API's payload_text, else its base64 payload decoded), pretty-printed
+ * when it is JSON; base64 when it is not text. */
 function payloadText(dl) {
-  const text = dl.payload_text;
-  if (text === undefined || text === null) return `(not text; base64) ${dl.payload || ''}`;
+  const text = dl.payload_text ?? (typeof dl.payload === 'string' ? utf8(dl.payload) : null);
+  if (text === null) return `(not text; base64) ${dl.payload || ''}`;
   try {
     return JSON.stringify(JSON.parse(text), null, 2);
   } catch {
@@ -59,6 +70,8 @@ function actions(ctx, dl, reload) {
 
 function detail(ctx, dl, reload) {
   const operator = ctx.user && ctx.user.role === 'operator';
+  // A dead letter at deliver names its destination in its ce_sluicedestination header.
+  const destination = dl.destination || (dl.headers && dl.headers.ce_sluicedestination);
   const headers = Object.entries(dl.headers || {});
   return [
     h('div', { class: 'page-head' }, h('h1', null, `Dead letter #${dl.id}`),
@@ -66,7 +79,7 @@ function detail(ctx, dl, reload) {
     h('dl', { class: 'facts' },
       h('dt', null, 'event'), h('dd', null, dl.event_id ? h('a', { class: 'mono', href: `#/events/${encodeURIComponent(dl.event_id)}` }, dl.event_id) : '–'),
       h('dt', null, 'source / type'), h('dd', null, `${dl.source || '–'} / ${dl.type || '–'}`),
-      h('dt', null, 'stage'), h('dd', null, `${dl.stage}${dl.destination ? ` → ${dl.destination}` : ''}`),
+      h('dt', null, 'stage'), h('dd', null, `${dl.stage}${destination ? ` → ${destination}` : ''}`),
       h('dt', null, 'reason'), h('dd', { id: 'dl-reason' }, dl.reason),
       h('dt', null, 'attempt'), h('dd', null, String(dl.attempt ?? '–')),
       h('dt', null, 'received'), h('dd', null, time(dl.received_at)),
