@@ -114,17 +114,6 @@ out:
     return status;
 }
 
-/* Polls `sql` (a number) until it equals `want` (90 s at most); returns the last value. */
-static long long wait_pg(sl_pg_t *pg, const char *sql, long long want)
-{
-    long long v = pg_test_int(pg, sql);
-    for (int i = 0; v != want && i < WAIT_TENTHS; i++) {
-        usleep(100000);
-        v = pg_test_int(pg, sql);
-    }
-    return v;
-}
-
 /* A child that posts a charge every 200 ms until `stop_file` exists (5 minutes at most): the
  * traffic the overview's rates come from while the browser looks at it. It dies with the test. */
 static pid_t start_sender(json_t *charge, int port, const char *stop_file, const char *tag)
@@ -274,7 +263,7 @@ SL_TEST(console_shows_the_pipeline_and_replays_a_dead_letter)
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM event_status WHERE event_id = '%s' AND state = 'delivered'",
              delivered_id);
-    SL_REQUIRE(wait_pg(pg, sql, 2) == 2);
+    SL_REQUIRE(pg_test_wait_int(pg, sql, 2) == 2);
     /* One dead-lettered at the warehouse (400 is not retried), which then recovers. */
     SL_REQUIRE(destsim_set_rules(warehouse, "status=400\n", &err) == 0);
     snprintf(provider_id, sizeof(provider_id), "evt_%sdead", tag);
@@ -318,7 +307,7 @@ SL_TEST(console_shows_the_pipeline_and_replays_a_dead_letter)
              "SELECT count(*) FROM event_status WHERE event_id = '%s' AND destination = "
              "'warehouse' AND state = 'delivered'",
              dead_id);
-    SL_CHECK_INT(wait_pg(pg, sql, 1), 1);
+    SL_CHECK_INT(pg_test_wait_int(pg, sql, 1), 1);
 
     for (size_t i = 0; i <= N_STAGES; i++)
         SL_CHECK_INT(sl_testenv_stop(pids[i], SIGTERM, 60000), 0);
