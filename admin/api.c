@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops_dlq.h"
 #include "ops_events.h"
 #include "sl_pg.h"
 #include "sl_pg_query.h"
@@ -282,7 +283,7 @@ static unsigned int dead_letter_show(struct call *c, json_t **doc)
         *doc = adm_api_error(404, "dead letter '%s': ids are positive numbers", c->seg[1]);
         return 404;
     }
-    if (!pg_of(c, &err) || sl_pg_dead_letter(c->pg, id, doc, &err) != 0)
+    if (!pg_of(c, &err) || ops_dlq_show(c->pg, id, doc, &err) != 0)
         return fail(&err, doc);
     return 200;
 }
