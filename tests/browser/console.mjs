@@ -95,8 +95,10 @@ async function signIn(page, token) {
 /** Reloads `hash` until `pred(page)` holds (WAIT_MS at most). */
 async function until(page, hash, pred, what) {
   const end = Date.now() + WAIT_MS;
+  const url = `${base}#/${hash}`;
   for (;;) {
-    await page.goto(`${base}#/${hash}`);
+    if (page.url() === url) await page.reload();
+    else await page.goto(url);
     await page.waitForLoadState('networkidle');
     if (await pred(page)) return true;
     if (Date.now() > end) throw new Error(`${what}: not within ${WAIT_MS / 1000} s`);

@@ -6,9 +6,10 @@ import { h } from './dom.js';
 
 const COLORS = ['#2563eb', '#16a34a', '#dc2626', '#9333ea', '#ca8a04', '#0891b2', '#db2777', '#4b5563'];
 
-/** A chart in a new element: xs (unix seconds), series [{label, values, scale?}]; `scales`
- * names extra y scales ({ratio: {range: [0, 1]}}). */
-export function timeChart(title, xs, series, { height = 260, scales = {}, bars = false } = {}) {
+/** A chart in a new element: xs (unix seconds, ascending), series [{label, values, scale?}];
+ * `scales` names extra y scales ({ratio: {range: [0, 1]}}); `pad` widens the x range by that
+ * many seconds each side (so that one hour's bar is not a whole axis, as uPlot would draw it). */
+export function timeChart(title, xs, series, { height = 260, scales = {}, bars = false, pad = 0 } = {}) {
   const box = h('figure', { class: 'chart', 'aria-label': title }, h('figcaption', null, title));
   if (xs.length === 0) {
     box.append(h('p', { class: 'muted' }, 'No data in this range.'));
@@ -17,7 +18,7 @@ export function timeChart(title, xs, series, { height = 260, scales = {}, bars =
   const opts = {
     width: 600,
     height,
-    scales: { x: { time: true }, ...scales },
+    scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, ...scales },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'), // the API and the page speak UTC
     axes: [{}, { scale: series[0].scale || 'y' }],
     series: [{}, ...series.map((s, i) => ({

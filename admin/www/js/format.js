@@ -30,7 +30,7 @@ export function time(v) {
 export function stateClass(state) {
   switch (state) {
     case 'delivered': case 'passed': case 'closed': case 'ready': case 'balanced': return 'good';
-    case 'dead_lettered': case 'failed': case 'open': case 'new': case 'unbalanced': case 'error': return 'bad';
+    case 'dead_lettered': case 'stuck': case 'failed': case 'open': case 'new': case 'unbalanced': case 'error': return 'bad';
     case 'pending': case 'retrying': case 'retry': case 'half-open': case 'half_open': case 'replayed': case 'paused': return 'warn';
     default: return 'neutral';
   }

@@ -62,7 +62,7 @@ export async function render(main, ctx) {
   const chart = timeChart('Per hour', xs,
     ['accepted', 'delivered', 'dead_lettered', 'filtered', 'duplicate', 'pending', 'unexplained']
       .map((c) => ({ label: c.replace('_', ' '), values: xs.map((x) => byHour.get(x)[c]) })),
-    { bars: xs.length < 4 });
+    { bars: xs.length < 4, pad: 1800 });
   const stuckRows = rowsOf(stuck);
   mount(body,
     headline(totals),

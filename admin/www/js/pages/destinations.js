@@ -67,7 +67,7 @@ function ratioChart(hourly, names) {
       const c = byHour.get(x)[n];
       return c && c.ok + c.bad ? c.ok / (c.ok + c.bad) : null;
     }),
-  })), { scales: { ratio: { range: [0, 1] } } });
+  })), { scales: { ratio: { range: [0, 1] } }, pad: 1800 });
 }
 
 function latencyChart(names) {

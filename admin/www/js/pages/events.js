@@ -5,7 +5,7 @@ import { get } from '../api.js';
 import { h, mount, table } from '../dom.js';
 import { stateClass, time } from '../format.js';
 
-const STATES = ['', 'pending', 'delivered', 'dead_lettered', 'filtered', 'duplicate'];
+const STATES = ['', 'pending', 'stuck', 'delivered', 'dead_lettered', 'filtered', 'duplicate'];
 const FIELDS = ['q', 'source', 'type', 'state', 'destination', 'since', 'until'];
 
 function searchForm(ctx) {
