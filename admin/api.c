@@ -8,17 +8,26 @@
 #include <string.h>
 #include <time.h>
 
+#include "actions.h"
 #include "ops_dlq.h"
+#include "pause.h"
+#include "sl_log.h"
 #include "ops_events.h"
 #include "sl_pg.h"
 #include "sl_pg_query.h"
+#include "sl_redis.h"
 
 #define SEGMENTS_MAX 6   /* path segments after /api/v1/ */
 #define SEGMENT_MAX  256 /* bytes of one */
 #define TIME_MAX     40  /* bytes of an RFC 3339 time */
 
 struct adm_api {
+    const sl_conf_t *conf;
     const char *dsn;
+    struct sl_kafka_settings kafka;
+    const char *redis_url, *key_prefix;
+    int redis_timeout_ms;
+    adm_actions_t *actions;
 };
 
 /* ---- errors ---- */
@@ -320,6 +329,330 @@ static unsigned int reconcile_stuck(struct call *c, json_t **doc)
     return list_events(c, &f, doc);
 }
 
+/* ---- actions ---- */
+
+/* The request's body as a JSON object ({} when empty) whose members are all in `known`;
+ * NULL with the 400 answer in *doc. */
+static json_t *body_of(struct call *c, const char *const *known, json_t **doc)
+{
+    json_error_t jerr;
+    const char *key;
+    json_t *v;
+    if (!*c->req->body)
+        return json_object();
+    json_t *body = json_loads(c->req->body, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        *doc = adm_api_error(400, "the body must be a JSON object: %s",
+                             jerr.text[0] ? jerr.text : "another JSON value");
+        return NULL;
+    }
+    json_object_foreach(body, key, v)
+    {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, key) == 0;
+        if (!ok) {
+            *doc = adm_api_error(400, "body member '%s' is not known here", key);
+            json_decref(body);
+            return NULL;
+        }
+    }
+    return body;
+}
+
+/* Member `key` of `body` as a string (absent: NULL) or a boolean (absent: false); -1 with the
+ * 400 answer for another type. */
+static int body_str(const json_t *body, const char *key, const char **out, json_t **doc)
+{
+    const json_t *v = json_object_get(body, key);
+    *out = json_string_value(v);
+    if (v && !json_is_null(v) && !json_is_string(v)) {
+        *doc = adm_api_error(400, "body member '%s' must be a string", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int body_bool(const json_t *body, const char *key, bool *out, json_t **doc)
+{
+    const json_t *v = json_object_get(body, key);
+    *out = json_is_true(v);
+    if (v && !json_is_null(v) && !json_is_boolean(v)) {
+        *doc = adm_api_error(400, "body member '%s' must be true or false", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* Records the action whatever its outcome. A failure to record is logged: the action itself
+ * took place (or was refused) and its answer stands. */
+static void record(struct call *c, const char *action, const char *target, const char *event_id,
+                   const json_t *params, unsigned int status, const json_t *doc)
+{
+    struct sl_err err;
+    const struct adm_action act = {
+        .who = c->req->who,
+        .action = action,
+        .target = target,
+        .event_id = event_id && *event_id && strcmp(event_id, "-") != 0 ? event_id : NULL,
+        .parameters = params,
+        .remote = c->req->remote,
+        .status = status,
+        .result = doc,
+    };
+    if (!pg_of(c, &err) || adm_actions_record(c->api->actions, c->pg, &act, &err) != 0)
+        SL_ERROR("action %s on %s by %s not recorded: %s", action, target, c->req->who->name,
+                 err.msg);
+}
+
+static unsigned int status_of(enum ops_dlq_outcome o)
+{
+    switch (o) {
+    case OPS_DLQ_DONE:
+        return 200;
+    case OPS_DLQ_UNKNOWN:
+        return 404;
+    case OPS_DLQ_REFUSED:
+    case OPS_DLQ_NO_TARGET:
+        return 409;
+    case OPS_DLQ_FAILED:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static json_t *replay_doc(long long id, const struct ops_dlq_result *res, bool dry_run)
+{
+    json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:i, s:b}", "id", (json_int_t)id, "event_id",
+                            res->event_id, "to_stage", res->to_stage, "topic", res->topic,
+                            "attempt", res->attempt, "dry_run", dry_run);
+    if (doc && !dry_run) {
+        json_object_set_new(doc, "partition", json_integer(res->partition));
+        json_object_set_new(doc, "offset", json_integer(res->offset));
+    }
+    return doc;
+}
+
+/* The options of a replay from `body`; -1 with the 400 answer. */
+static int replay_opts(struct call *c, const json_t *body, struct ops_dlq_replay_opts *o,
+                       json_t **doc)
+{
+    *o = (struct ops_dlq_replay_opts){.by = c->req->who->name};
+    if (body_str(body, "to_stage", &o->to_stage, doc) != 0 ||
+        body_bool(body, "dry_run", &o->dry_run, doc) != 0 ||
+        body_bool(body, "force", &o->force, doc) != 0)
+        return -1;
+    if (o->to_stage && !ops_dlq_replayable_stage(o->to_stage)) {
+        *doc = adm_api_error(400, "body member 'to_stage': use validate, transform, route or "
+                                  "deliver");
+        return -1;
+    }
+    return 0;
+}
+
+static unsigned int dead_letter_replay(struct call *c, json_t **doc)
+{
+    static const char *const known[] = {"to_stage", "dry_run", "force", NULL};
+    struct sl_err err;
+    struct ops_dlq_replay_opts o;
+    struct ops_dlq_result res;
+    long long id = id_of(c->seg[1]);
+    json_t *body = NULL;
+    ops_dlq_t *d = NULL;
+    unsigned int status = 400;
+    if (!id) {
+        *doc = adm_api_error(404, "dead letter '%s': ids are positive numbers", c->seg[1]);
+        return 404;
+    }
+    if (!(body = body_of(c, known, doc)) || replay_opts(c, body, &o, doc) != 0)
+        goto out;
+    if (!pg_of(c, &err)) {
+        status = fail(&err, doc);
+        goto out;
+    }
+    if (!(d = ops_dlq_new(c->pg, &c->api->kafka))) {
+        status = 500;
+        *doc = adm_api_error(500, "out of memory");
+        goto out;
+    }
+    ops_dlq_replay(d, id, &o, &res);
+    status = status_of(res.outcome);
+    *doc = status == 200 ? replay_doc(id, &res, o.dry_run) : adm_api_error(status, "%s", res.msg);
+    record(c, "replay", c->seg[1], res.event_id, body, status, *doc);
+out:
+    ops_dlq_destroy(d);
+    json_decref(body);
+    return status;
+}
+
+static unsigned int dead_letter_discard(struct call *c, json_t **doc)
+{
+    static const char *const known[] = {NULL};
+    struct sl_err err;
+    struct ops_dlq_result res;
+    long long id = id_of(c->seg[1]);
+    json_t *body = NULL;
+    unsigned int status = 400;
+    if (!id) {
+        *doc = adm_api_error(404, "dead letter '%s': ids are positive numbers", c->seg[1]);
+        return 404;
+    }
+    if (!(body = body_of(c, known, doc)))
+        goto out;
+    if (!pg_of(c, &err)) {
+        status = fail(&err, doc);
+        goto out;
+    }
+    ops_dlq_discard(c->pg, id, c->req->who->name, &res);
+    status = status_of(res.outcome);
+    *doc = status == 200 ? json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "status", "discarded",
+                                     "event_id", res.event_id)
+                         : adm_api_error(status, "%s", res.msg);
+    record(c, "discard", c->seg[1], res.event_id, body, status, *doc);
+out:
+    json_decref(body);
+    return status;
+}
+
+/* Bulk replay by filter: the letters ops_dlq_select picks; with dry_run only their count and
+ * ids, for the console's confirmation. */
+static unsigned int dead_letters_replay(struct call *c, json_t **doc)
+{
+    static const char *const known[] = {"source",   "stage", "since",   "limit",
+                                        "to_stage", "force", "dry_run", NULL};
+    struct sl_err err;
+    struct ops_dlq_replay_opts o;
+    const char *source, *stage, *since;
+    long long *ids = NULL;
+    size_t n = 0;
+    json_t *body = NULL, *failed = NULL, *matched = NULL;
+    ops_dlq_t *d = NULL;
+    unsigned int status = 400;
+    if (!(body = body_of(c, known, doc)) || replay_opts(c, body, &o, doc) != 0 ||
+        body_str(body, "source", &source, doc) != 0 || body_str(body, "stage", &stage, doc) != 0 ||
+        body_str(body, "since", &since, doc) != 0)
+        goto out;
+    const json_t *lim = json_object_get(body, "limit");
+    json_int_t limit = lim ? json_integer_value(lim) : 100;
+    if ((lim && !json_is_integer(lim)) || limit < 1 || limit > OPS_LIMIT_MAX) {
+        *doc = adm_api_error(400, "body member 'limit': use 1 to %d", OPS_LIMIT_MAX);
+        goto out;
+    }
+    if (since) {
+        struct tm tm = {0};
+        const char *end = strptime(since, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end) {
+            *doc = adm_api_error(400, "body member 'since': use an RFC 3339 time");
+            goto out;
+        }
+    }
+    if (!pg_of(c, &err) ||
+        ops_dlq_select(c->pg, source, stage, since, o.force, (int)limit, &ids, &n, &err) != 0) {
+        status = fail(&err, doc);
+        goto out;
+    }
+    if (!(failed = json_array()) || !(matched = json_array()) ||
+        !(d = ops_dlq_new(c->pg, &c->api->kafka))) {
+        status = 500;
+        *doc = adm_api_error(500, "out of memory");
+        goto out;
+    }
+    size_t replayed = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(matched, json_integer(ids[i]));
+        if (o.dry_run)
+            continue;
+        struct ops_dlq_result res;
+        if (ops_dlq_replay(d, ids[i], &o, &res) == 0)
+            replayed++;
+        else
+            json_array_append_new(
+                failed, json_pack("{s:I, s:s}", "id", (json_int_t)ids[i], "error", res.msg));
+    }
+    status = 200;
+    *doc = json_pack("{s:I, s:O, s:I, s:O, s:b}", "matched", (json_int_t)n, "ids", matched,
+                     "replayed", (json_int_t)replayed, "failed", failed, "dry_run", o.dry_run);
+    record(c, "bulk_replay", "filter", NULL, body, status, *doc);
+out:
+    ops_dlq_destroy(d);
+    json_decref(failed);
+    json_decref(matched);
+    json_decref(body);
+    free(ids);
+    return status;
+}
+
+/* Pause and resume of a destination of the pipeline file (pause.h, honoured by every
+ * sluice-deliver). */
+static unsigned int destination_pause(struct call *c, json_t **doc, bool pause)
+{
+    static const char *const pause_known[] = {"reason", NULL}, *const resume_known[] = {NULL};
+    struct sl_err err;
+    const char *name = c->seg[1], *reason = NULL;
+    char key[512];
+    json_t *body = NULL, *paused = NULL;
+    sl_redis_t *redis = NULL;
+    unsigned int status = 400;
+    if (!sl_conf_get(sl_conf_get(sl_conf_root(c->api->conf), "destinations"), name)) {
+        *doc = adm_api_error(404, "no destination '%s' in the pipeline file", name);
+        return 404;
+    }
+    if (!(body = body_of(c, pause ? pause_known : resume_known, doc)) ||
+        body_str(body, "reason", &reason, doc) != 0)
+        goto out;
+    if (reason && strlen(reason) > DLV_PAUSE_REASON_MAX) {
+        *doc = adm_api_error(400, "body member 'reason': at most %d bytes", DLV_PAUSE_REASON_MAX);
+        goto out;
+    }
+    if (dlv_pause_key(c->api->key_prefix, name, key, sizeof(key)) != 0) {
+        status = 500;
+        *doc = adm_api_error(500, "the Redis key of '%s' is too long", name);
+        goto out;
+    }
+    if (!(redis = sl_redis_new(c->api->redis_url, c->api->redis_timeout_ms, &err)) ||
+        (pause ? dlv_pause_set(redis, key, c->req->who->name, reason, &paused, &err)
+               : dlv_pause_clear(redis, key, &err)) != 0) {
+        status = fail(&err, doc);
+    } else {
+        status = 200;
+        *doc = json_pack("{s:s, s:o}", "destination", name, "paused",
+                         paused ? json_incref(paused) : json_null());
+    }
+    record(c, pause ? "pause" : "resume", name, NULL, body, status, *doc);
+out:
+    json_decref(paused);
+    sl_redis_destroy(redis);
+    json_decref(body);
+    return status;
+}
+
+static unsigned int destination_pause_on(struct call *c, json_t **doc)
+{
+    return destination_pause(c, doc, true);
+}
+
+static unsigned int destination_resume(struct call *c, json_t **doc)
+{
+    return destination_pause(c, doc, false);
+}
+
+static unsigned int actions_list(struct call *c, json_t **doc)
+{
+    struct sl_err err;
+    int limit;
+    long long cursor = 0;
+    const char *text = arg(c, "cursor");
+    if (limit_arg(c, &limit) != 0)
+        return bad_param(doc, "limit", "use 1 to 500");
+    if (text && !(cursor = id_of(text)))
+        return bad_param(doc, "cursor", "not a cursor of this listing");
+    if (!pg_of(c, &err) || adm_actions_list(c->pg, cursor, limit, doc, &err) != 0)
+        return fail(&err, doc);
+    return 200;
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -337,6 +670,12 @@ static const struct route routes[] = {
     {"GET", {"dead-letters", "*"}, ADM_ROLE_VIEWER, dead_letter_show},
     {"GET", {"reconcile", "hourly"}, ADM_ROLE_VIEWER, reconcile_hourly},
     {"GET", {"reconcile", "stuck"}, ADM_ROLE_VIEWER, reconcile_stuck},
+    {"GET", {"actions"}, ADM_ROLE_VIEWER, actions_list},
+    {"POST", {"dead-letters", "replay"}, ADM_ROLE_OPERATOR, dead_letters_replay},
+    {"POST", {"dead-letters", "*", "replay"}, ADM_ROLE_OPERATOR, dead_letter_replay},
+    {"POST", {"dead-letters", "*", "discard"}, ADM_ROLE_OPERATOR, dead_letter_discard},
+    {"POST", {"destinations", "*", "pause"}, ADM_ROLE_OPERATOR, destination_pause_on},
+    {"POST", {"destinations", "*", "resume"}, ADM_ROLE_OPERATOR, destination_resume},
 };
 
 static bool matches(const struct route *r, const struct call *c)
@@ -390,14 +729,26 @@ adm_api_t *adm_api_new(const sl_conf_t *conf, struct sl_err *err)
         sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    if (sl_pg_settings(conf, &api->dsn, err) != 0) {
-        free(api);
-        return NULL;
+    api->conf = conf;
+    if (sl_pg_settings(conf, &api->dsn, err) != 0 ||
+        sl_kafka_settings_load(conf, &api->kafka, err) != 0 ||
+        sl_redis_settings(conf, &api->redis_url, &api->redis_timeout_ms, err) != 0 ||
+        sl_redis_key_prefix(conf, api->kafka.topic_prefix, &api->key_prefix, err) != 0)
+        goto fail;
+    if (!(api->actions = adm_actions_new(&api->kafka))) {
+        sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+        goto fail;
     }
     return api;
+fail:
+    adm_api_destroy(api);
+    return NULL;
 }
 
 void adm_api_destroy(adm_api_t *api)
 {
+    if (!api)
+        return;
+    adm_actions_destroy(api->actions);
     free(api);
 }

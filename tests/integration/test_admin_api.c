@@ -6,22 +6,22 @@
  *   - the security headers on the API, the console and /metrics; no-store on the API;
  *   - an embedded asset with its content type; an unknown path 404; a bad parameter 400
  *     naming it; an unknown id 404;
- *   - every read endpoint with its filters, and two pages through next_cursor. */
+ *   - every read endpoint with its filters, and two pages through next_cursor;
+ *   - the actions: a viewer gets 403 on each; an operator's replay (dry run, real, refused),
+ *     discard and bulk replay do what sluicectl dlq does (the record on the deliver topic),
+ *     and each is recorded in admin_actions (GET /api/v1/actions) and on the audit topic. */
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_client.h"
 #include "pg_testenv.h"
 #include "sl_pg_query.h"
 #include "sl_test.h"
 #include "sl_testenv.h"
-
-#define BODY_MAX (1 << 20)
-#define HEAD_MAX 8192
 
 /* A viewer's and an operator's token; the pipeline file holds only their SHA-256. */
 #define VIEWER   "viewer-token-1"
@@ -33,92 +33,18 @@ static struct {
     int port;
     char dsn[PG_TEST_DSN_MAX];
     sl_pg_t *pg;
+    char prefix[96], audit_topic[128], deliver_topic[128];
 } run;
 
-struct answer {
-    long status;
-    char head[HEAD_MAX];
-    size_t head_len;
-    char *body;
-    size_t len;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *opaque)
-{
-    struct answer *a = opaque;
-    size_t len = size * n;
-    if (a->len + len < BODY_MAX) {
-        memcpy(a->body + a->len, p, len);
-        a->len += len;
-        a->body[a->len] = '\0';
-    }
-    return len;
-}
-
-static size_t on_head(char *p, size_t size, size_t n, void *opaque)
-{
-    struct answer *a = opaque;
-    size_t len = size * n;
-    if (a->head_len + len < HEAD_MAX) {
-        memcpy(a->head + a->head_len, p, len);
-        a->head_len += len;
-        a->head[a->head_len] = '\0';
-    }
-    return len;
-}
-
-/* `method` `path` with `token` (NULL: none) and `body` (NULL: none). */
-static struct answer call(const char *method, const char *path, const char *token, const char *body)
-{
-    struct answer a = {.body = calloc(1, BODY_MAX)};
-    SL_REQUIRE(a.body);
-    char url[4096], auth[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", run.port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    if (body) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    SL_CHECK_INT(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return a;
-}
-
-static json_t *json_of(const struct answer *a)
-{
-    json_error_t jerr;
-    json_t *doc = json_loads(a->body, 0, &jerr);
-    if (!doc)
-        sl_test_fail(__FILE__, __LINE__, "not JSON (%s): %.200s", jerr.text, a->body);
-    return doc;
-}
-
-/* GET `path` as the viewer: the status must be `status`; the body as JSON. */
+/* GET `path` as the viewer, POST as the operator; the status must be `status`. */
 static json_t *get(const char *path, long status)
 {
-    struct answer a = call("GET", path, VIEWER, NULL);
-    if (a.status != status)
-        sl_test_fail(__FILE__, __LINE__, "GET %s: %ld, want %ld: %.300s", path, a.status, status,
-                     a.body);
-    json_t *doc = json_of(&a);
-    free(a.body);
-    SL_REQUIRE(doc);
-    return doc;
+    return admin_expect(run.port, "GET", path, VIEWER, NULL, status);
+}
+
+static json_t *post(const char *path, const char *body, long status)
+{
+    return admin_expect(run.port, "POST", path, OPERATOR, body, status);
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -186,16 +112,6 @@ static void seed(void)
                  " (date_trunc('hour', now()) - interval '30 hours', 'shop', 'crm', 9, 9, 0)");
 }
 
-/* The hex SHA-256 of `token` into hex[65]. */
-static void sha256_hex(const char *token, char *hex)
-{
-    unsigned char md[32];
-    unsigned int len = 0;
-    SL_REQUIRE(EVP_Digest(token, strlen(token), md, &len, EVP_sha256(), NULL) && len == 32);
-    for (unsigned int i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-}
-
 static void start(void)
 {
     if (run.up)
@@ -208,8 +124,8 @@ static void start(void)
     seed();
     run.port = sl_testenv_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", run.port);
-    sha256_hex(VIEWER, viewer);
-    sha256_hex(OPERATOR, operator);
+    admin_token_hash(VIEWER, viewer);
+    admin_token_hash(OPERATOR, operator);
     snprintf(extra, sizeof(extra),
              "postgres:\n  dsn: \"%s\"\n"
              "admin:\n  listen: \"%s\"\n  tokens:\n"
@@ -217,7 +133,12 @@ static void start(void)
              "    - {name: alice, role: operator, sha256: \"%s\"}\n",
              run.dsn, listen, viewer, operator);
     sl_testenv_unique("admin-api", prefix, sizeof(prefix));
-    sl_testenv_config(prefix, extra, config, sizeof(config));
+    snprintf(run.prefix, sizeof(run.prefix), "%s.", prefix);
+    snprintf(run.audit_topic, sizeof(run.audit_topic), "%saudit", run.prefix);
+    snprintf(run.deliver_topic, sizeof(run.deliver_topic), "%sdeliver.crm", run.prefix);
+    sl_testenv_create_topic(run.audit_topic, 1);
+    sl_testenv_create_topic(run.deliver_topic, 1);
+    sl_testenv_config(run.prefix, extra, config, sizeof(config));
     const char *args[] = {"--config", config, NULL};
     run.pid = sl_testenv_spawn("sluice-admin", args, "admin-api");
     SL_REQUIRE(sl_testenv_wait_ready(run.port, 200, "ready", body, sizeof(body)) == 200);
@@ -227,25 +148,25 @@ static void start(void)
 SL_TEST(auth_tokens_and_roles)
 {
     start();
-    struct answer a = call("GET", "/api/v1/whoami", NULL, NULL);
+    struct admin_answer a = admin_call(run.port, "GET", "/api/v1/whoami", NULL, NULL);
     SL_CHECK_INT(a.status, 401);
     SL_CHECK_CONTAINS(a.head, "WWW-Authenticate: Bearer");
     SL_CHECK_CONTAINS(a.body, "\"code\":\"unauthorized\"");
     free(a.body);
-    a = call("GET", "/api/v1/whoami", "not-a-token", NULL);
+    a = admin_call(run.port, "GET", "/api/v1/whoami", "not-a-token", NULL);
     SL_CHECK_INT(a.status, 401);
     free(a.body);
     /* The hash itself is not a token. */
     char hash[65];
-    sha256_hex(VIEWER, hash);
-    a = call("GET", "/api/v1/events", hash, NULL);
+    admin_token_hash(VIEWER, hash);
+    a = admin_call(run.port, "GET", "/api/v1/events", hash, NULL);
     SL_CHECK_INT(a.status, 401);
     free(a.body);
     json_t *doc = get("/api/v1/whoami", 200);
     SL_CHECK_STR(str(doc, "name"), "board");
     SL_CHECK_STR(str(doc, "role"), "viewer");
     json_decref(doc);
-    a = call("GET", "/api/v1/whoami", OPERATOR, NULL);
+    a = admin_call(run.port, "GET", "/api/v1/whoami", OPERATOR, NULL);
     SL_CHECK_INT(a.status, 200);
     SL_CHECK_CONTAINS(a.body, "\"name\":\"alice\",\"role\":\"operator\"");
     free(a.body);
@@ -260,7 +181,7 @@ SL_TEST(headers_assets_and_unknown_paths)
     start();
     const char *paths[] = {"/api/v1/whoami", "/", "/metrics", "/api/v1/nothing"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        struct answer a = call("GET", paths[i], VIEWER, NULL);
+        struct admin_answer a = admin_call(run.port, "GET", paths[i], VIEWER, NULL);
         SL_CHECK_CONTAINS(a.head, csp);
         SL_CHECK_CONTAINS(a.head, "X-Content-Type-Options: nosniff");
         SL_CHECK_CONTAINS(a.head, "Referrer-Policy: no-referrer");
@@ -269,22 +190,22 @@ SL_TEST(headers_assets_and_unknown_paths)
         free(a.body);
     }
     /* The console's page is embedded, served without a token, as HTML. */
-    struct answer a = call("GET", "/", NULL, NULL);
+    struct admin_answer a = admin_call(run.port, "GET", "/", NULL, NULL);
     SL_CHECK_INT(a.status, 200);
     SL_CHECK_CONTAINS(a.head, "Content-Type: text/html; charset=utf-8");
     SL_CHECK_CONTAINS(a.body, "<html");
     free(a.body);
-    a = call("GET", "/index.html", NULL, NULL);
+    a = admin_call(run.port, "GET", "/index.html", NULL, NULL);
     SL_CHECK_INT(a.status, 200);
     free(a.body);
-    a = call("GET", "/no-such-page.png", VIEWER, NULL);
+    a = admin_call(run.port, "GET", "/no-such-page.png", VIEWER, NULL);
     SL_CHECK_INT(a.status, 404);
     SL_CHECK_CONTAINS(a.body, "\"code\":\"not_found\"");
     free(a.body);
     json_t *doc = get("/api/v1/nothing/here", 404);
     SL_CHECK_STR(error_code(doc), "not_found");
     json_decref(doc);
-    a = call("DELETE", "/api/v1/events", VIEWER, NULL);
+    a = admin_call(run.port, "DELETE", "/api/v1/events", VIEWER, NULL);
     SL_CHECK_INT(a.status, 405);
     free(a.body);
 }
@@ -435,6 +356,151 @@ SL_TEST(reconcile_hourly_and_stuck)
     doc = get("/api/v1/reconcile/stuck", 200);
     SL_CHECK_STR(ids_of(doc, "event_id", ids, sizeof(ids)), "e3");
     json_decref(doc);
+}
+
+SL_TEST(a_viewer_gets_403_on_every_action)
+{
+    start();
+    const char *paths[] = {"/api/v1/dead-letters/1/replay", "/api/v1/dead-letters/1/discard",
+                           "/api/v1/dead-letters/replay", "/api/v1/destinations/crm/pause",
+                           "/api/v1/destinations/crm/resume"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct admin_answer a = admin_call(run.port, "POST", paths[i], VIEWER, "{}");
+        SL_CHECK_INT(a.status, 403);
+        SL_CHECK_CONTAINS(a.body, "\"code\":\"forbidden\"");
+        free(a.body);
+        a = admin_call(run.port, "POST", paths[i], NULL, "{}");
+        SL_CHECK_INT(a.status, 401);
+        free(a.body);
+    }
+    /* Nothing changed, nothing recorded. */
+    SL_CHECK_INT(pg_test_int(run.pg, "SELECT count(*) FROM dead_letters WHERE status_by IS NOT "
+                                     "NULL AND status_by <> ''"),
+                 0);
+}
+
+SL_TEST(an_operators_actions_act_and_are_recorded)
+{
+    start();
+    char path[256], sql[256];
+    long long e4 = pg_test_int(run.pg, "SELECT id FROM dead_letters WHERE event_id = 'e4'");
+    long long e6 = pg_test_int(run.pg, "SELECT id FROM dead_letters WHERE event_id = 'e6'");
+    /* Bad bodies and unknown letters. */
+    snprintf(path, sizeof(path), "/api/v1/dead-letters/%lld/replay", e4);
+    json_t *doc = post(path, "{\"to_stage\": \"nowhere\"}", 400);
+    SL_CHECK_CONTAINS(str(json_object_get(doc, "error"), "message"), "to_stage");
+    json_decref(doc);
+    doc = post(path, "{\"dry_run\": \"yes\"}", 400);
+    SL_CHECK_CONTAINS(str(json_object_get(doc, "error"), "message"), "dry_run");
+    json_decref(doc);
+    doc = post(path, "{\"colour\": 1}", 400);
+    SL_CHECK_CONTAINS(str(json_object_get(doc, "error"), "message"), "colour");
+    json_decref(doc);
+    doc = post(path, "[1", 400);
+    json_decref(doc);
+    doc = post("/api/v1/dead-letters/999999/replay", "{}", 404);
+    json_decref(doc);
+    /* A dry run changes nothing. */
+    doc = post(path, "{\"dry_run\": true}", 200);
+    SL_CHECK(json_is_true(json_object_get(doc, "dry_run")));
+    SL_CHECK_STR(str(doc, "topic"), run.deliver_topic);
+    SL_CHECK_INT(json_integer_value(json_object_get(doc, "attempt")), 2);
+    json_decref(doc);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM dead_letters WHERE id = %lld AND status = 'new'", e4);
+    SL_CHECK_INT(pg_test_int(run.pg, sql), 1);
+    /* The replay: the record is on the deliver topic, the letter replayed by alice. */
+    doc = post(path, "", 200);
+    SL_CHECK_STR(str(doc, "event_id"), "e4");
+    SL_CHECK_INT(json_integer_value(json_object_get(doc, "offset")), 0);
+    json_decref(doc);
+    rd_kafka_message_t *msgs[4];
+    rd_kafka_t *consumer = NULL;
+    size_t n = sl_testenv_read_all(run.deliver_topic, 1, msgs, 4, 1, &consumer);
+    SL_CHECK_INT(n, 1);
+    char value[64];
+    if (n == 1)
+        SL_CHECK_STR(sl_testenv_header(msgs[0], "ce_sluicereplay", value, sizeof(value)),
+                     (snprintf(path, sizeof(path), "%lld", e4), path));
+    sl_testenv_free_records(msgs, n, consumer);
+    snprintf(sql, sizeof(sql),
+             "SELECT status || ' ' || status_by FROM dead_letters WHERE id = %lld", e4);
+    SL_CHECK_STR(pg_test_str(run.pg, sql, value, sizeof(value)), "replayed alice");
+    /* Again: refused (409) without force. */
+    snprintf(path, sizeof(path), "/api/v1/dead-letters/%lld/replay", e4);
+    doc = post(path, "{}", 409);
+    SL_CHECK_STR(error_code(doc), "conflict");
+    SL_CHECK_CONTAINS(str(json_object_get(doc, "error"), "message"), "already replayed");
+    json_decref(doc);
+    /* Discard: once. */
+    snprintf(path, sizeof(path), "/api/v1/dead-letters/%lld/discard", e6);
+    doc = post(path, NULL, 200);
+    SL_CHECK_STR(str(doc, "status"), "discarded");
+    json_decref(doc);
+    doc = post(path, NULL, 409);
+    json_decref(doc);
+    /* Bulk, dry run: the count for a confirmation (e7 is replayed, so only with force). */
+    doc = post("/api/v1/dead-letters/replay", "{\"stage\": \"deliver\", \"dry_run\": true}", 200);
+    SL_CHECK_INT(json_integer_value(json_object_get(doc, "matched")), 0);
+    json_decref(doc);
+    doc = post("/api/v1/dead-letters/replay",
+               "{\"stage\": \"deliver\", \"force\": true, \"dry_run\": true}", 200);
+    SL_CHECK_INT(json_integer_value(json_object_get(doc, "matched")), 2);
+    SL_CHECK_INT(json_integer_value(json_object_get(doc, "replayed")), 0);
+    json_decref(doc);
+    doc = post("/api/v1/dead-letters/replay", "{\"limit\": 0}", 400);
+    json_decref(doc);
+
+    /* Every action is in admin_actions, newest first, with who, role, target and result. */
+    doc = get("/api/v1/actions?limit=3", 200);
+    json_t *items = json_object_get(doc, "items");
+    SL_CHECK_INT(json_array_size(items), 3);
+    const json_t *last = json_array_get(items, 0);
+    SL_CHECK_STR(str(last, "action"), "bulk_replay");
+    SL_CHECK_STR(str(last, "who"), "alice");
+    SL_CHECK_STR(str(last, "role"), "operator");
+    SL_CHECK_STR(str(last, "remote"), "127.0.0.1");
+    SL_REQUIRE(str(doc, "next_cursor"));
+    snprintf(path, sizeof(path), "/api/v1/actions?limit=50&cursor=%s", str(doc, "next_cursor"));
+    json_decref(doc);
+    doc = get(path, 200);
+    SL_CHECK_INT(json_array_size(json_object_get(doc, "items")), 5);
+    SL_CHECK(json_is_null(json_object_get(doc, "next_cursor")));
+    json_decref(doc);
+    /* 8 actions: the requests refused before acting (bad bodies, a bad limit) are not actions;
+     * dry runs and refusals of the letter itself are. */
+    doc = get("/api/v1/actions", 200);
+    items = json_object_get(doc, "items");
+    size_t i;
+    const json_t *item;
+    int replays = 0, discards = 0, conflicts = 0;
+    json_array_foreach(items, i, item)
+    {
+        long long status =
+            json_integer_value(json_object_get(json_object_get(item, "result"), "status"));
+        replays += strcmp(str(item, "action"), "replay") == 0;
+        discards += strcmp(str(item, "action"), "discard") == 0;
+        conflicts += status == 409;
+    }
+    SL_CHECK_INT(replays, 4); /* unknown (404), dry run, replay, refused */
+    SL_CHECK_INT(discards, 2);
+    SL_CHECK_INT(conflicts, 2);
+    json_decref(doc);
+    SL_CHECK_INT(pg_test_int(run.pg, "SELECT count(*) FROM admin_actions"), 8);
+    /* ... and on the audit topic, stage admin, beside the event's own records. */
+    rd_kafka_message_t *recs[16];
+    n = sl_testenv_read_all(run.audit_topic, 1, recs, 16, 8, &consumer);
+    SL_CHECK_INT(n, 8);
+    int e4_replays = 0;
+    for (size_t k = 0; k < n; k++) {
+        json_t *rec = json_loadb(recs[k]->payload, recs[k]->len, 0, NULL);
+        SL_CHECK_STR(str(rec, "stage"), "admin");
+        e4_replays += str(rec, "event_id") && strcmp(str(rec, "event_id"), "e4") == 0 &&
+                      strcmp(str(rec, "outcome"), "replay") == 0;
+        json_decref(rec);
+    }
+    SL_CHECK_INT(e4_replays, 3); /* dry run, replay, refused */
+    sl_testenv_free_records(recs, n, consumer);
 }
 
 int main(void)
