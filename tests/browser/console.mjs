@@ -125,11 +125,12 @@ await step('wrong token', async () => {
 const op = await newTab('operator');
 await step('operator sign-in', async () => {
   await signIn(op, operatorToken);
-  await op.waitForSelector('#overview .node');
+  await op.waitForSelector('#who:not([hidden])');
   check((await op.textContent('#who-name')).includes('operator'), 'the operator is signed in as operator');
 });
 
 await step('overview', async () => {
+  await op.waitForSelector('#overview .node');
   // Rates come from two scrapes while the test's sender posts charges: wait for one above 0.
   await op.waitForFunction(() => [...document.querySelectorAll('#overview .rate-in, #overview .rate-out')]
     .some((el) => parseFloat(el.textContent) > 0), null, { timeout: WAIT_MS, polling: 500 });
@@ -142,9 +143,9 @@ await step('overview', async () => {
   check(Number((await op.textContent('[data-counter="accepted"] .tile-value')).replace(/,/g, '')) > 0,
     'today\'s counters show accepted events');
   await shoot(op, 'overview');
-  writeFileSync(overviewSeen, 'seen\n');
   clean(op, 'overview');
 });
+writeFileSync(overviewSeen, 'seen\n'); // the sender stops: the books can settle
 
 await step('event search and timeline', async () => {
   await op.goto(`${base}#/events`);
@@ -186,7 +187,8 @@ await step('destinations', async () => {
 const viewer = await newTab('viewer');
 await step('viewer', async () => {
   await signIn(viewer, viewerToken);
-  await viewer.waitForSelector('#overview .node');
+  await viewer.waitForSelector('#who:not([hidden])');
+  check((await viewer.textContent('#who-name')).includes('viewer'), 'the viewer is signed in as viewer');
   await viewer.goto(`${base}#/dead-letters/${deadLetterId}`);
   await viewer.waitForSelector('#dl-status');
   check(await viewer.$('#replay') === null && await viewer.$('#discard') === null,

@@ -44,6 +44,17 @@ function timeline(doc) {
         h('span', { class: 'pill warn' }, `attempt ${r.attempt}`),
         h('span', { class: 'detail' }, `dead letter #${it.dl.id} → ${r.to_topic}`));
     }
+    if (r.stage === 'admin') {
+      // An operator's action through sluice-admin (its audit record's detail says who and how).
+      const d = r.detail || {};
+      const p = d.parameters || {};
+      return h('li', { class: 'neutral', 'data-kind': 'admin' },
+        h('span', { class: 'when' }, time(it.at)),
+        h('span', { class: 'what' }, `${d.who || 'someone'} (${d.role || 'admin'}) in the console`),
+        h('span', { class: 'pill' }, r.outcome),
+        h('span', { class: 'detail' }, [p.dry_run ? 'dry run' : '', p.to_stage ? `to ${p.to_stage}` : '',
+          d.target || '', d.result ? `→ ${d.result}` : ''].filter(Boolean).join(' ')));
+    }
     const deliver = r.stage === 'deliver';
     return h('li', { class: stateClass(r.outcome), 'data-kind': 'stage', 'data-stage': r.stage },
       h('span', { class: 'when' }, time(it.at)),
