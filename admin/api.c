@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "actions.h"
+#include "overview.h"
 #include "ops_dlq.h"
 #include "pause.h"
 #include "sl_log.h"
@@ -28,6 +29,7 @@ struct adm_api {
     const char *redis_url, *key_prefix;
     int redis_timeout_ms;
     adm_actions_t *actions;
+    adm_overview_t *overview;
 };
 
 /* ---- errors ---- */
@@ -327,6 +329,21 @@ static unsigned int reconcile_stuck(struct call *c, json_t **doc)
     if (limit_arg(c, &f.limit) != 0)
         return bad_param(doc, "limit", "use 1 to 500");
     return list_events(c, &f, doc);
+}
+
+static unsigned int overview(struct call *c, json_t **doc)
+{
+    struct sl_err err;
+    /* Each dependency that fails leaves its part null: the overview still answers. */
+    sl_pg_t *pg = pg_of(c, &err);
+    sl_redis_t *redis = sl_redis_new(c->api->redis_url, c->api->redis_timeout_ms, &err);
+    int rc = adm_overview_build(c->api->overview, pg, redis, c->api->key_prefix, doc);
+    sl_redis_destroy(redis);
+    if (rc != 0) {
+        *doc = adm_api_error(500, "out of memory");
+        return 500;
+    }
+    return 200;
 }
 
 /* ---- actions ---- */
@@ -671,6 +688,7 @@ static const struct route routes[] = {
     {"GET", {"reconcile", "hourly"}, ADM_ROLE_VIEWER, reconcile_hourly},
     {"GET", {"reconcile", "stuck"}, ADM_ROLE_VIEWER, reconcile_stuck},
     {"GET", {"actions"}, ADM_ROLE_VIEWER, actions_list},
+    {"GET", {"overview"}, ADM_ROLE_VIEWER, overview},
     {"POST", {"dead-letters", "replay"}, ADM_ROLE_OPERATOR, dead_letters_replay},
     {"POST", {"dead-letters", "*", "replay"}, ADM_ROLE_OPERATOR, dead_letter_replay},
     {"POST", {"dead-letters", "*", "discard"}, ADM_ROLE_OPERATOR, dead_letter_discard},
@@ -735,6 +753,8 @@ adm_api_t *adm_api_new(const sl_conf_t *conf, struct sl_err *err)
         sl_redis_settings(conf, &api->redis_url, &api->redis_timeout_ms, err) != 0 ||
         sl_redis_key_prefix(conf, api->kafka.topic_prefix, &api->key_prefix, err) != 0)
         goto fail;
+    if (!(api->overview = adm_overview_new(conf, err)))
+        goto fail;
     if (!(api->actions = adm_actions_new(&api->kafka))) {
         sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         goto fail;
@@ -750,5 +770,6 @@ void adm_api_destroy(adm_api_t *api)
     if (!api)
         return;
     adm_actions_destroy(api->actions);
+    adm_overview_destroy(api->overview);
     free(api);
 }

@@ -402,8 +402,6 @@ static const struct sl_conf_key admin_keys[] = {
      "Bearer tokens of the API and console, each {name, sha256, role}; no token, no access.",
      admin_token_keys},
     {"threads", SL_CK_INT, "4", "HTTP worker threads.", NULL, 1, 64},
-    {"prometheus_url", SL_CK_STRING, NULL,
-     "Prometheus to read the overview's rates from (instead of scraping each stage)."},
     {"stages", SL_CK_STRING_MAP, NULL,
      "Admin listeners (host:port) of the stages the overview scrapes, by stage name; default each "
      "binary's default (ingress 127.0.0.1:9180 ... reconcile 127.0.0.1:9187)."},
