@@ -27,8 +27,9 @@ export function query(params) {
 }
 
 /** GET or POST `path` (under /api/v1) and return the parsed JSON; throws ApiError. */
-export async function call(method, path, body, tok = token.get()) {
+export async function call(method, path, body) {
   const headers = { Accept: 'application/json' };
+  const tok = token.get();
   if (tok) headers.Authorization = `Bearer ${tok}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;

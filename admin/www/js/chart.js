@@ -18,7 +18,7 @@ export function timeChart(title, xs, series, { height = 260, scales = {}, bars =
   const opts = {
     width: 600,
     height,
-    scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, ...scales },
+    scales: { x: { time: true }, ...scales },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'), // the API and the page speak UTC
     axes: [{}, { scale: series[0].scale || 'y' }],
     series: [{}, ...series.map((s, i) => ({
@@ -33,6 +33,9 @@ export function timeChart(title, xs, series, { height = 260, scales = {}, bars =
   const extra = [...new Set(series.map((s) => s.scale).filter((sc) => sc && sc !== (series[0].scale || 'y')))];
   for (const sc of extra) opts.axes.push({ scale: sc, side: 1, grid: { show: false } });
   const plot = new uPlot(opts, [xs, ...series.map((s) => s.values)], box);
+  // Set, not a scale's range function: uPlot sizes the x range of data auto-ranged from one
+  // point itself (a thousand days for times in seconds) and ignores that function then.
+  if (pad) plot.setScale('x', { min: xs[0] - pad, max: xs[xs.length - 1] + pad });
   const fit = () => plot.setSize({ width: Math.max(240, box.clientWidth - 2), height });
   new ResizeObserver(fit).observe(box);
   return box;

@@ -2,8 +2,6 @@
 // returns (payloads, reasons, names) can become markup; no style attributes either, which the
 // server's Content-Security-Policy (style-src 'self') would refuse.
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
-
 function fill(el, attrs, children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
@@ -24,11 +22,6 @@ export function h(tag, attrs, ...children) {
   return fill(document.createElement(tag), attrs, children);
 }
 
-/** The same for SVG elements. */
-export function s(tag, attrs, ...children) {
-  return fill(document.createElementNS(SVG_NS, tag), attrs, children);
-}
-
 /** Replaces the children of `el` with `children`. */
 export function mount(el, ...children) {
   el.replaceChildren();
@@ -43,4 +36,16 @@ export function table(columns, rows, empty = 'Nothing to show.') {
       h('thead', null, h('tr', null, columns.map((c) => h('th', { class: c.class }, c.label)))),
       h('tbody', null, rows.map((r) =>
         h('tr', null, columns.map((c) => h('td', { class: c.class, 'data-label': c.label }, c.cell(r))))))));
+}
+
+/** Links to the first and the next page of a list whose API cursor rides in the address
+ * (`#/<route>?...&cursor=`), so that Back returns to the previous page. */
+export function pager(route, query, nextCursor) {
+  const next = new URLSearchParams(query);
+  next.set('cursor', nextCursor || '');
+  const first = new URLSearchParams(query);
+  first.delete('cursor');
+  return h('div', { class: 'pager' },
+    query.cursor ? h('a', { href: `#/${route}?${first}` }, '« first page') : null,
+    nextCursor ? h('a', { href: `#/${route}?${next}`, class: 'next-page' }, 'next page »') : null);
 }

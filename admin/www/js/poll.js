@@ -12,11 +12,9 @@ export function poll(ctx, seconds, fn) {
     }
     if (!stopped) timer = setTimeout(turn, seconds * 1000);
   };
-  const first = turn();
-  const stop = () => {
+  turn();
+  return () => {
     stopped = true;
     clearTimeout(timer);
   };
-  stop.first = first;
-  return stop;
 }

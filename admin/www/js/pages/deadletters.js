@@ -2,7 +2,7 @@
 // filter, confirmed with the count a dry run returns.
 
 import { get, post } from '../api.js';
-import { h, mount, table } from '../dom.js';
+import { h, mount, pager, table } from '../dom.js';
 import { stateClass, time } from '../format.js';
 
 const FIELDS = ['source', 'stage', 'destination', 'status', 'since'];
@@ -87,10 +87,6 @@ export async function render(main, ctx) {
     operator ? bulkReplay(ctx, ctx.query) : null, results);
   const doc = await get('/dead-letters', { ...filter, limit: 50, cursor: ctx.query.cursor });
   if (!ctx.current()) return;
-  const next = new URLSearchParams(ctx.query);
-  next.set('cursor', doc.next_cursor || '');
-  const first = new URLSearchParams(ctx.query);
-  first.delete('cursor');
   mount(results,
     table([
       { label: '#', cell: (r) => h('a', { href: `#/dead-letters/${r.id}`, class: 'dl-link' }, `#${r.id}`) },
@@ -101,8 +97,6 @@ export async function render(main, ctx) {
       { label: 'reason', cell: (r) => r.reason },
       { label: 'status', cell: (r) => h('span', { class: ['pill', stateClass(r.status)], 'data-status': r.status }, r.status) },
     ], doc.items || [], 'No dead letter matches.'),
-    h('div', { class: 'pager' },
-      ctx.query.cursor ? h('a', { href: `#/dead-letters?${first}` }, '« first page') : null,
-      doc.next_cursor ? h('a', { href: `#/dead-letters?${next}` }, 'next page »') : null));
+    pager('dead-letters', ctx.query, doc.next_cursor));
   return null;
 }

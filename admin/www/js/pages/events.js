@@ -2,7 +2,7 @@
 // a time range, a page at a time (the API's cursor rides in the address, so Back works).
 
 import { get } from '../api.js';
-import { h, mount, table } from '../dom.js';
+import { h, mount, pager, table } from '../dom.js';
 import { stateClass, time } from '../format.js';
 
 const STATES = ['', 'pending', 'stuck', 'delivered', 'dead_lettered', 'filtered', 'duplicate'];
@@ -40,10 +40,6 @@ export async function render(main, ctx) {
   const doc = await get('/events', params);
   if (!ctx.current()) return;
   const rows = doc.items || [];
-  const next = new URLSearchParams(ctx.query);
-  next.set('cursor', doc.next_cursor || '');
-  const first = new URLSearchParams(ctx.query);
-  first.delete('cursor');
   mount(results,
     table([
       { label: 'event', cell: (r) => h('a', { class: 'event-link mono', href: `#/events/${encodeURIComponent(r.event_id)}` }, r.event_id) },
@@ -53,8 +49,6 @@ export async function render(main, ctx) {
       { label: 'destination', cell: (r) => r.destination || '(event)' },
       { label: 'state', cell: (r) => h('span', { class: ['pill', stateClass(r.state)] }, r.state) },
     ], rows, 'No event matches.'),
-    h('div', { class: 'pager' },
-      ctx.query.cursor ? h('a', { href: `#/events?${first}` }, '« first page') : null,
-      doc.next_cursor ? h('a', { href: `#/events?${next}`, id: 'next-page' }, 'next page »') : null));
+    pager('events', ctx.query, doc.next_cursor));
   return null;
 }
