@@ -1,7 +1,7 @@
 // The pipeline as a picture: ingress -> validate -> transform -> route -> deliver -> each
 // destination, with audit, deadletter and reconcile beside it; each node shows its rate,
-// lag and errors and turns red when it is not ready, has errors or its lag grows between two
-// looks. Below: today's counters and what needs attention (dead letters, stuck events).
+// lag and errors and turns red when it is not ready or its errors or lag grew between two
+// looks (every 5 s); a destination, when its circuit is open or under 99 % of attempts succeed. Below: today's counters and what needs attention (dead letters, stuck events).
 
 import { get } from '../api.js';
 import { h, mount } from '../dom.js';
@@ -12,21 +12,27 @@ const CHAIN = ['ingress', 'validate', 'transform', 'route', 'deliver'];
 const SIDE = ['audit', 'deadletter', 'reconcile'];
 const TODAY = ['accepted', 'delivered', 'dead_lettered', 'filtered', 'duplicate', 'pending', 'unexplained'];
 
-// The lag each stage had at the previous look, kept across visits of the page.
+// What each stage had at the previous look (lag, and errors: a count since the stage started),
+// kept across visits of the page: growth between two looks is what turns a node red.
 const lastLag = new Map();
+const lastErrors = new Map();
+
+/** Whether `value` is above what `map` had for `name`, remembering `value`. */
+function grew(map, name, value) {
+  const prev = map.get(name);
+  map.set(name, value);
+  return typeof value === 'number' && typeof prev === 'number' && value > prev;
+}
 
 function stageNode(name, st) {
   if (!st) {
     return h('div', { class: 'node unknown', 'data-stage': name },
       h('div', { class: 'node-name' }, name), h('div', { class: 'muted' }, 'not reported'));
   }
-  const prev = lastLag.get(name);
-  const growing = typeof st.lag === 'number' && typeof prev === 'number' && st.lag > prev;
-  lastLag.set(name, st.lag);
   const problems = [];
   if (st.ready === false) problems.push(st.reason ? `not ready: ${st.reason}` : 'not ready');
-  if (st.errors > 0) problems.push(`${num(st.errors)} errors`);
-  if (growing) problems.push('lag growing');
+  if (grew(lastErrors, name, st.errors)) problems.push('new errors');
+  if (grew(lastLag, name, st.lag)) problems.push('lag growing');
   return h('div', { class: ['node', problems.length ? 'bad' : 'good'], 'data-stage': name },
     h('div', { class: 'node-name' }, name),
     h('dl', { class: 'node-stats' },
