@@ -180,6 +180,14 @@ await step('destinations', async () => {
   await op.waitForSelector('#destinations [data-action]');
   check((await op.$$('#destinations [data-action=pause]')).length === 2, 'an operator can pause each destination');
   await shoot(op, 'destinations');
+  await op.click('#destinations [data-action=pause][data-destination=crm]');
+  await op.waitForSelector('#destinations [data-action=resume][data-destination=crm]', { timeout: WAIT_MS });
+  const row = await op.textContent('#destinations tr:has([data-destination=crm])');
+  check(/by olivia/.test(row), `a paused destination says who paused it (${row.replace(/\s+/g, ' ').trim()})`);
+  await shoot(op, 'destinations-paused');
+  await op.click('#destinations [data-action=resume][data-destination=crm]');
+  await op.waitForSelector('#destinations [data-action=pause][data-destination=crm]', { timeout: WAIT_MS });
+  check(true, 'a paused destination is resumed');
   clean(op, 'destinations');
 });
 
@@ -209,7 +217,12 @@ await step('dead letter replay', async () => {
   await op.waitForSelector('#dl-results');
   check(await op.$(`#dl-results a[href="#/dead-letters/${deadLetterId}"]`) !== null,
     'the dead letter is listed as new');
+  await op.click('#bulk-dry-run');
+  await op.waitForSelector('#bulk-count', { timeout: WAIT_MS });
+  const count = await op.textContent('#bulk-count');
+  check(/^1 dead letters match/.test(count), `bulk replay asks for confirmation with the dry run's count ("${count}")`);
   await shoot(op, 'dead-letters');
+  await op.click('#bulk-replay button:has-text("Cancel")');
   await op.goto(`${base}#/dead-letters/${deadLetterId}`);
   await op.waitForSelector('#replay');
   check((await op.textContent('#dl-status')) === 'new', 'the dead letter is new');
