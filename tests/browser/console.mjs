@@ -5,6 +5,12 @@
 //   destination answers 200 again), SLUICE_SCREENSHOT_DIR, SLUICE_OVERVIEW_SEEN_FILE (created
 //   once the overview was checked: the test's sender stops then), SLUICE_CHROMIUM (default
 //   /usr/bin/chromium), SLUICE_BROWSER_NODE_DIR (where `npm ci` installed package.json's packages).
+// Checked: a wrong token is refused; the overview shows non-zero rates, both destinations and
+// today's counters; searching the event id finds it and its timeline shows every stage and each
+// delivery's status and latency; the operator pauses and resumes a destination; bulk replay
+// asks for confirmation with the dry run's count; a viewer sees no action; a dry-run replay
+// changes nothing, a replay turns the dead letter `replayed` and the event is then delivered;
+// the books balance; the overview fits a phone.
 // Each page is loaded with no console error, no uncaught exception and no CSP violation (which
 // chromium reports as console errors). Prints one line per check and a screenshot's path per
 // page; exits 1 when a check failed.
