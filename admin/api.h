@@ -10,6 +10,7 @@
 #define ADM_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth.h"
@@ -25,6 +26,8 @@ struct adm_request {
     const char *path; /* starts with ADM_API_PREFIX */
     /* A query parameter's value, or NULL when absent. */
     const char *(*arg)(void *opaque, const char *name);
+    /* Calls `cb` with the name of every query parameter until it returns false. */
+    void (*each_arg)(void *opaque, bool (*cb)(void *ctx, const char *name), void *ctx);
     void *opaque;
     const char *body; /* NUL-terminated; "" when there is none */
     const struct adm_identity *who;

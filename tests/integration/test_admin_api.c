@@ -224,6 +224,8 @@ SL_TEST(bad_parameters_are_400_naming_them)
         {"/api/v1/dead-letters?cursor=-4", "'cursor'"},
         {"/api/v1/reconcile/hourly?since=soon", "'since'"},
         {"/api/v1/reconcile/stuck?limit=x", "'limit'"},
+        {"/api/v1/events?sourse=shop", "'sourse': not a parameter"},
+        {"/api/v1/overview?since=1h", "'since': not a parameter"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *doc = get(cases[i][0], 400);
