@@ -78,7 +78,7 @@ function latencyChart(names) {
     series.push({ label: `${n} p50`, values: ts.map((t) => (at.get(t) ? at.get(t).p50 : null)) });
     series.push({ label: `${n} p95`, values: ts.map((t) => (at.get(t) ? at.get(t).p95 : null)) });
   }
-  return timeChart('Latency (ms), sampled while this console is open', ts.length > 1 ? ts : [], series);
+  return timeChart('Latency (ms), sampled while this console is open', ts.length > 1 ? ts : [], series, { pad: 30 });
 }
 
 export function render(main, ctx) {
