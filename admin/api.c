@@ -779,6 +779,19 @@ out:
     return status;
 }
 
+bool adm_api_ready(void *opaque, char *why, size_t why_size)
+{
+    adm_api_t *api = opaque;
+    struct sl_err err;
+    const struct sl_pg_opts opts = {.application_name = "sluice-admin", .connect_timeout_s = 2};
+    sl_pg_t *pg = sl_pg_new(api->dsn, &opts, &err);
+    bool ok = pg && sl_pg_connect(pg, &err) == 0;
+    if (!ok)
+        snprintf(why, why_size, "%s", err.msg);
+    sl_pg_destroy(pg);
+    return ok;
+}
+
 adm_api_t *adm_api_new(const sl_conf_t *conf, struct sl_err *err)
 {
     adm_api_t *api = calloc(1, sizeof(*api));

@@ -43,6 +43,10 @@ void adm_api_destroy(adm_api_t *api);
  * document {"error": {"code", "message"}}. Thread-safe. */
 unsigned int adm_api_handle(adm_api_t *api, const struct adm_request *req, json_t **doc);
 
+/* Readiness (sl_admin_ready_cb): false with the reason while PostgreSQL, which every read
+ * needs, cannot be reached. */
+bool adm_api_ready(void *api, char *why, size_t why_size);
+
 /* The error document of `status` (400, 401, 403, 404, 405, 409, 413, 500, 503) and a message. */
 json_t *adm_api_error(unsigned int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -209,7 +209,7 @@ adm_http_t *adm_http_start(const char *listen, unsigned int threads, adm_api_t *
         .headers = security_headers,
         .threads = threads,
     };
-    if (!(http->admin = sl_admin_start_app(listen, metrics, NULL, NULL, &app, err))) {
+    if (!(http->admin = sl_admin_start_app(listen, metrics, adm_api_ready, api, &app, err))) {
         free(http);
         return NULL;
     }
