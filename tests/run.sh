@@ -5,7 +5,7 @@
 #   3. checks formatting (clang-format),
 #   4. builds the normal build (build/, Release) and the sanitizer build (build-asan/, Debug
 #      with AddressSanitizer + UndefinedBehaviorSanitizer),
-#   5. runs ctest (labels unit, integration, e2e, fault) in both trees at once, each line of
+#   5. runs ctest (labels unit, integration, e2e, fault, browser) in both trees at once, each line of
 #      output prefixed with its tree. Integration tests start a private Kafka broker per build
 #      tree (build/: ports 19092/19093, or SLUICE_TEST_KAFKA_PORT and the next one; build-asan/:
 #      those plus 10) and stop it afterwards. The trees share only Redis and PostgreSQL, where
@@ -49,7 +49,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest_pids=()
 for dir in build build-asan; do
     say "ctest in $dir"
-    (ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault' "$@" 2>&1 |
+    (ctest --test-dir "$dir" --output-on-failure -L 'unit|integration|e2e|fault|browser' "$@" 2>&1 |
         sed -u "s/^/[$dir] /") &
     ctest_pids+=($!)
 done

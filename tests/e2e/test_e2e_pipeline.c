@@ -75,17 +75,6 @@ static json_t *received(destsim_t *d, const char *key)
     return NULL;
 }
 
-/* Polls `sql` (a number) until it equals `want` (90 s at most); returns the last value. */
-static long long wait_pg(sl_pg_t *pg, const char *sql, long long want)
-{
-    long long v = pg_test_int(pg, sql);
-    for (int i = 0; v != want && i < 900; i++) {
-        usleep(100000);
-        v = pg_test_int(pg, sql);
-    }
-    return v;
-}
-
 /* The example with the archive destination added: written next to the build's tests, with
  * schema_dir made absolute (the example's is relative to its own directory). */
 static void write_config(char *path, size_t size)
@@ -445,12 +434,12 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
              "'passed', ''), ('route', 'passed', ''), ('deliver', 'delivered', 'crm'), "
              "('deliver', 'delivered', 'warehouse'), ('deliver', 'delivered', 'archive'))",
              id);
-    SL_CHECK_INT(wait_pg(pg, sql, 6), 6);
+    SL_CHECK_INT(pg_test_wait_int(pg, sql, 6), 6);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM event_status WHERE event_id = '%s' AND state = 'delivered' "
              "AND destination IN ('crm', 'warehouse', 'archive') AND source = 'stripe'",
              id);
-    SL_CHECK_INT(wait_pg(pg, sql, 3), 3);
+    SL_CHECK_INT(pg_test_wait_int(pg, sql, 3), 3);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit WHERE event_id = '%s'", id);
     SL_CHECK_INT(pg_test_int(pg, sql), 6);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sl_id.h"
 #include "sl_pg_migrate.h"
@@ -63,6 +64,16 @@ long long pg_test_int(sl_pg_t *pg, const char *sql)
     PGresult *r = first_row(pg, sql);
     long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    return v;
+}
+
+long long pg_test_wait_int(sl_pg_t *pg, const char *sql, long long want)
+{
+    long long v = pg_test_int(pg, sql);
+    for (int i = 0; v != want && i < 900; i++) {
+        usleep(100000);
+        v = pg_test_int(pg, sql);
+    }
     return v;
 }
 

@@ -40,6 +40,10 @@ void pg_test_exec(sl_pg_t *pg, const char *sql);
 long long pg_test_int(sl_pg_t *pg, const char *sql);
 const char *pg_test_str(sl_pg_t *pg, const char *sql, char *buf, size_t size);
 
+/* Polls pg_test_int(sql) every 100 ms until it equals `want` (90 s at most): what a sink has
+ * still to write. Returns the last value. */
+long long pg_test_wait_int(sl_pg_t *pg, const char *sql, long long want);
+
 /* Applies the repository's migrations (schemas/sql) through `pg`. */
 void pg_test_migrate(sl_pg_t *pg);
 
