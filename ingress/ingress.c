@@ -994,7 +994,7 @@ static void limit_reached(ingress_t *ing, bool flush)
  * shuts down, already logged as rejected, and the ones ingress closes on purpose after an
  * answer) is routine on a public listener: debug. The connection limit is rate-limited. The
  * rest (accept or epoll failures) are warnings. */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     ingress_t *ing = cls;
     char msg[512];

@@ -452,7 +452,7 @@ SL_TEST(stripe_charge_reaches_both_destinations_normalized)
     secret_add(&secrets, CRM_CLIENT_SECRET, false);
     secret_add(&secrets, oauth_token, true);
     secret_add(&secrets, CRM_SIGNING, false);
-    secret_add(&secrets, CRM_SIGNING + strlen("whsec_"), false); /* the key's base64 */
+    secret_add(&secrets, &CRM_SIGNING[strlen("whsec_")], false); /* the key's base64 */
     secret_add(&secrets, WAREHOUSE_TOKEN, false);
     secret_add(&secrets, ARCHIVE_PASSWORD, false);
     secret_add(&secrets, basic_b64, true); /* the Authorization header's credentials */

@@ -631,8 +631,7 @@ SL_TEST(bad_input_is_refused_with_exit_2)
         "reconcile report --since yesterday", "reconcile report --since 2026-13-01T00:00:00Z",
         "reconcile report --bogus", "reconcile report --since", "reconcile summary"};
     static const char *const says[] = {
-        "--since 'yesterday' is neither an RFC 3339 time nor a "
-        "duration",
+        "--since 'yesterday' is neither an RFC 3339 time nor a duration",
         "--since '2026-13-01T00:00:00Z' is neither", "unexpected argument '--bogus'",
         "unexpected argument '--since'", "unknown subcommand 'summary'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

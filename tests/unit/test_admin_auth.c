@@ -69,7 +69,7 @@ SL_TEST(key_lookup_returns_the_first_match)
     /* The hash of "alpha" at 1 and 2. */
     for (int i = 0; i < SL_SIGN_MAC_LEN; i++) {
         unsigned int v;
-        sscanf(HASH_ALPHA + 2 * i, "%2x", &v);
+        sscanf(&HASH_ALPHA[2 * i], "%2x", &v);
         hashes[1][i] = hashes[2][i] = (unsigned char)v;
     }
     SL_CHECK_INT(sl_sign_key_lookup("alpha", 5, (const unsigned char(*)[SL_SIGN_MAC_LEN])hashes, 3),

@@ -114,7 +114,7 @@ SL_TEST(github_published_vector)
     /* The SHA-1 header is not accepted in place of the SHA-256 one. */
     EXPECT_REJECT(v, HDRS({"X-Hub-Signature", "sha1=0123"}), GH_BODY, 0,
                   "missing X-Hub-Signature-256 header");
-    EXPECT_REJECT(v, HDRS({"X-Hub-Signature-256", GH_SIG + strlen("sha256=")}), GH_BODY, 0,
+    EXPECT_REJECT(v, HDRS({"X-Hub-Signature-256", &GH_SIG[strlen("sha256=")]}), GH_BODY, 0,
                   "malformed signature header");
     EXPECT_REJECT(v,
                   HDRS({"X-Hub-Signature-256",
