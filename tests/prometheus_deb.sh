@@ -12,7 +12,8 @@ mkdir -p "$tools"
 # One installer at a time (two build trees may run this at once).
 exec 8> "$tools/.prometheus.lock"
 flock 8
-if [ ! -x "$tools/prometheus/usr/bin/prometheus" ] || [ ! -x "$tools/prometheus/usr/bin/promtool" ]; then
+usr=$tools/prometheus/usr/bin
+if [ ! -x "$usr/prometheus" ] || [ ! -x "$usr/promtool" ]; then
     rm -rf "$tools/prometheus" "$tools/deb"
     mkdir -p "$tools/deb"
     # apt-get download needs the package lists; a machine that never ran apt-get update has none.
@@ -22,4 +23,4 @@ if [ ! -x "$tools/prometheus/usr/bin/prometheus" ] || [ ! -x "$tools/prometheus/
     dpkg-deb -x "$tools"/deb/prometheus_*.deb "$tools/prometheus"
     rm -rf "$tools/deb"
 fi
-"$tools/prometheus/usr/bin/prometheus" --version 2>&1 | head -1
+"$usr/prometheus" --version 2>&1 | head -1
