@@ -12,6 +12,12 @@
  * p50/p95 from its histogram, circuit, events held) and the operator's pause from Redis. Dead
  * letters, stuck events and today's books (UTC day) come from PostgreSQL; when a dependency is down
  * its part is null and "unavailable" names it.
+ *
+ * With admin.prometheus_url the stages' rates, errors and lag and the destinations' figures come
+ * from Prometheus' query API instead (rate()/increase() over 1m, histogram_quantile; series by
+ * the scrape config's `component` label, as deploy/prometheus/prometheus.yml sets it): errors
+ * and attempts are then counts over that window. Readiness is still each stage's /readyz. When
+ * Prometheus does not answer, those parts are null and "unavailable" has "prometheus".
  */
 #ifndef ADM_OVERVIEW_H
 #define ADM_OVERVIEW_H
@@ -24,6 +30,7 @@
 #include "sl_redis.h"
 
 #define ADM_OVERVIEW_STAGES_MAX 32
+#define ADM_OVERVIEW_URL_MAX    512 /* admin.prometheus_url, bytes with the NUL */
 
 typedef struct adm_overview adm_overview_t;
 

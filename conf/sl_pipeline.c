@@ -437,6 +437,10 @@ static const struct sl_conf_key admin_keys[] = {
     {"stages", SL_CK_STRING_MAP, NULL,
      "Admin listeners (host:port) of the stages the overview scrapes, by stage name; default each "
      "binary's default (ingress 127.0.0.1:9180 ... reconcile 127.0.0.1:9187)."},
+    {"prometheus_url", SL_CK_STRING, NULL,
+     "http:// or https:// base URL of a Prometheus that scrapes the stages (with a `component` "
+     "label naming each binary): the overview's rates, errors, lag and destination figures then "
+     "come from its query API (over 1m); readiness still from each stage's /readyz."},
     {NULL},
 };
 
@@ -624,12 +628,28 @@ static int check_redis(const sl_conf_t *conf, struct sl_err *err)
     return sl_redis_settings(conf, &url, &timeout_ms, err);
 }
 
+/* admin.prometheus_url: an HTTP(S) URL, as sluice-admin's overview queries it. */
+static int check_admin(const sl_conf_t *conf, struct sl_err *err)
+{
+    const sl_conf_node_t *url = sl_conf_find(sl_conf_root(conf), "admin.prometheus_url");
+    const char *s;
+    if (!url)
+        return 0;
+    if (sl_conf_as_str(conf, url, &s, err) != 0)
+        return -1;
+    if ((strncmp(s, "http://", 7) != 0 || !s[7]) && (strncmp(s, "https://", 8) != 0 || !s[8]))
+        return sl_conf_error(conf, url, err, "not an http:// or https:// URL");
+    if (strlen(s) >= 512)
+        return sl_conf_error(conf, url, err, "longer than 511 bytes");
+    return 0;
+}
+
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err)
 {
     if (check_redis(conf, err) != 0 || check_names(conf, "sources", err) != 0 ||
         check_names(conf, "destinations", err) != 0 || check_sources(conf, err) != 0 ||
         check_routes(conf, err) != 0 || check_destinations(conf, err) != 0 ||
-        check_record_size(conf, err) != 0)
+        check_record_size(conf, err) != 0 || check_admin(conf, err) != 0)
         return -1;
     return 0;
 }

@@ -143,7 +143,10 @@ void sl_testenv_config(const char *topic_prefix, const char *extra, char *path, 
 pid_t sl_testenv_spawn(const char *name, const char *const *args, const char *log)
 {
     char bin[4096], log_path[4096];
-    snprintf(bin, sizeof(bin), "%s/bin/%s", sl_test_binary_dir(), name);
+    if (name[0] == '/')
+        snprintf(bin, sizeof(bin), "%s", name);
+    else
+        snprintf(bin, sizeof(bin), "%s/bin/%s", sl_test_binary_dir(), name);
     snprintf(log_path, sizeof(log_path), "%s/tests/%s.log", sl_test_binary_dir(), log);
     const char *argv[64] = {bin};
     size_t n = 1;

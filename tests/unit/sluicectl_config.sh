@@ -63,6 +63,12 @@ set -e
 [ "$rc" = 1 ] && grep -q "SLUICE_REDIS_URL: redis url: rediss:// (TLS) is not supported" "$work/err" ||
     { cat "$work/err"; fail "rediss:// from the environment: exit $rc"; }
 passed=$((passed + 1))
+# sluice-admin's Prometheus: an http(s) URL, refused otherwise; accepted as one.
+check_bad prometheus_url 'admin:\n  prometheus_url: "prometheus:9090"\n' \
+    "2: admin.prometheus_url: not an http:// or https:// URL"
+printf 'admin:\n  prometheus_url: "http://prometheus:9090/"\n' > "$work/prom.yaml"
+"$ctl" config check "$work/prom.yaml" > /dev/null 2> "$work/err" || { cat "$work/err"; fail "prometheus_url rejected"; }
+passed=$((passed + 1))
 # The record size chain: a body the ingress accepts must fit in a Kafka record.
 check_bad body_over_message 'ingress:\n  listen: "127.0.0.1:0"\n  max_body_bytes: 4MiB\n' \
     "3: ingress.max_body_bytes: ingress.max_body_bytes (4194304) plus 32768 bytes for the record's key and headers exceed kafka.max_message_bytes (2097152)"
