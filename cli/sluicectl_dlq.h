@@ -13,31 +13,11 @@
  *
  * TIME is an RFC 3339 time or a duration back from now (2h, 30m, 7d).
  *
- * Replay puts the original record back at the input topic of a stage (default: the stage it
- * failed at): validate <- <prefix>ingress, transform <- validated, route <- normalized,
- * deliver <- deliver.<the letter's ce_sluicedestination>. The record is the stored payload and
- * key with the stored headers (ce_* and content-type) minus ce_sluicestage, ce_sluicereason and
- * ce_sluiceerrors, and ce_sluiceattempt = the letter's attempt + 1. Per letter, in this order:
- *   1. BEGIN; the letter's row is locked (SELECT ... FOR UPDATE), so two operators replaying
- *      the same letter at once take turns and the second sees it replayed;
- *   2. a letter already replayed or discarded is refused unless --force;
- *   3. produce (sl_kafka producer: acks=all, idempotent) and wait for the acknowledgement;
- *   4. insert dead_letter_replays (who, to_stage, to_topic, attempt, partition, offset), set
- *      dead_letters.status = 'replayed', status_at, status_by; COMMIT.
- * A failure before 3 changes nothing. A commit that fails after 3 leaves the record on the
- * topic without its row: the message says so and names the topic, partition and offset. With
- * --filter, letters with status 'new' are replayed (with --force also 'replayed' ones); at most
- * --limit (default 100) per run, oldest first. --dry-run prints what would go where and changes
- * nothing (the lock is released by a rollback). --by: default $SLUICE_OPERATOR, else the login
- * name.
- *
- * Dedup downstream: a replayed record carries ce_sluicereplay (the dead letter's id). A letter of
- * validate never claimed its idempotency key (validate claims only valid events), so its replay
- * into <prefix>ingress passes validate's dedup as the first; a letter of a later stage sent back
- * to validate (--to-stage validate) meets the claim of its own original record, and validate
- * lets it through as a replay because the claim names the same event id. A deliver letter
- * replayed after the event was delivered after all is answered from the delivery ledger
- * ("duplicate"), not sent twice.
+ * Replay and discard are ops_dlq's (ops/ops_dlq.h: the record put back, the lock, the
+ * refusal of a letter already replayed without --force, the row of the replay), the same code
+ * as sluice-admin's API. With --filter, letters with status 'new' are replayed (with --force
+ * also 'replayed' ones); at most --limit (default 100) per run, oldest first. --dry-run prints
+ * what would go where and changes nothing. --by: default $SLUICE_OPERATOR, else the login name.
  *
  * The database: the pipeline file's postgres.dsn, else SLUICE_PG_DSN. replay needs the
  * pipeline file (brokers and topic prefix); list and show do not.

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops_events.h"
 #include "sl_pg.h"
-#include "sl_pg_query.h"
 #include "sl_pipeline.h"
 #include "sluicectl_common.h"
 
@@ -22,26 +22,6 @@ static const char usage[] =
     "  attempt (destination, attempt, HTTP status, latency), its dead letters and replays, and\n"
     "  the outcome per destination\n";
 
-/* The event's dead letters, oldest first, each with its replays. */
-static const char dead_letters_sql[] =
-    "SELECT coalesce(json_agg(json_build_object('id', d.id, 'stage', d.stage, "
-    "'reason', d.reason, 'errors', d.errors, 'attempt', d.attempt, 'status', d.status, "
-    "'received_at', d.received_at, 'status_at', d.status_at, 'status_by', d.status_by, "
-    "'destination', d.headers->>'ce_sluicedestination', "
-    "'replays', coalesce((SELECT json_agg(json_build_object('replayed_by', r.replayed_by, "
-    "'replayed_at', r.replayed_at, 'to_stage', r.to_stage, 'to_topic', r.to_topic, "
-    "'attempt', r.attempt, 'partition', r.partition, 'offset', r.kafka_offset) "
-    "ORDER BY r.replayed_at, r.id) FROM dead_letter_replays r WHERE r.dead_letter_id = d.id), "
-    "'[]')) ORDER BY d.received_at, d.id), '[]')::text "
-    "FROM (SELECT * FROM dead_letters WHERE event_id = $1 ORDER BY id LIMIT $2::integer) AS d";
-
-/* Its state per destination, as sluice-audit and sluice-reconcile keep it. */
-static const char status_sql[] =
-    "SELECT coalesce(json_agg(json_build_object('destination', destination, 'state', state, "
-    "'route', route, 'accepted_at', accepted_at, 'terminal_at', terminal_at, "
-    "'stuck_at', stuck_at) ORDER BY destination), '[]')::text "
-    "FROM event_status WHERE event_id = $1";
-
 static const char *str(const json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
@@ -50,75 +30,6 @@ static const char *str(const json_t *o, const char *key)
 static bool is(const char *a, const char *b)
 {
     return a && b && strcmp(a, b) == 0;
-}
-
-/* The summary entry of `dest` in `dests`, made on first use. Borrowed from `dests`. */
-static json_t *dest_entry(json_t *dests, const char *dest)
-{
-    size_t i;
-    json_t *d;
-    json_array_foreach(dests, i, d)
-    {
-        if (is(str(d, "destination"), dest))
-            return d;
-    }
-    d = json_pack("{s:s, s:s, s:i, s:n, s:n, s:n}", "destination", dest, "outcome", "pending",
-                  "attempts", 0, "last_status", "at", "state");
-    json_array_append_new(dests, d);
-    return d;
-}
-
-/* The outcome per destination (see sluicectl_events.h): from the route rows (destinations
- * chosen), the deliver rows (each attempt, the last one decides) and event_status. */
-static json_t *destinations_of(json_t *timeline, json_t *status)
-{
-    json_t *dests = json_array();
-    json_t *row, *before = NULL; /* the last row of a stage before deliver */
-    size_t i, k;
-    json_array_foreach(timeline, i, row)
-    {
-        const char *stage = str(row, "stage"), *outcome = str(row, "outcome");
-        json_t *detail = json_object_get(row, "detail");
-        if (!is(stage, "deliver")) {
-            before = row;
-            const json_t *to;
-            json_array_foreach(json_object_get(detail, "destinations"), k, to)
-            {
-                if (json_is_string(to))
-                    dest_entry(dests, json_string_value(to));
-            }
-            continue;
-        }
-        const char *name = str(row, "destination");
-        if (!name)
-            name = str(detail, "destination");
-        if (!name)
-            continue;
-        json_t *d = dest_entry(dests, name);
-        json_t *attempt = json_object_get(row, "attempt");
-        if (json_integer_value(attempt) > json_integer_value(json_object_get(d, "attempts")))
-            json_object_set(d, "attempts", attempt);
-        if (json_is_integer(json_object_get(row, "status")))
-            json_object_set(d, "last_status", json_object_get(row, "status"));
-        json_object_set(d, "at", json_object_get(row, "at"));
-        const char *o = is(outcome, "retry")       ? "retrying"
-                        : is(outcome, "duplicate") ? "delivered"
-                                                   : outcome;
-        json_object_set_new(d, "outcome", json_string(o ? o : "unknown"));
-    }
-    /* Ended before any route took it further: the event as a whole. */
-    const char *last = before ? str(before, "outcome") : NULL;
-    if (is(last, "filtered") || is(last, "duplicate") || is(last, "dead_lettered")) {
-        json_t *d = dest_entry(dests, "");
-        json_object_set_new(d, "outcome", json_string(last));
-        json_object_set(d, "at", json_object_get(before, "at"));
-    }
-    json_array_foreach(status, i, row)
-    {
-        json_t *d = dest_entry(dests, str(row, "destination") ? str(row, "destination") : "");
-        json_object_set(d, "state", json_object_get(row, "state"));
-    }
-    return dests;
 }
 
 /* Appends printf output to buf (size bytes), keeping what fits. */
@@ -253,19 +164,6 @@ static void print_text(const json_t *doc)
     }
 }
 
-/* The first non-null `key` of the timeline's rows. */
-static json_t *first_of(const json_t *timeline, const char *key)
-{
-    size_t i;
-    const json_t *row;
-    json_array_foreach(timeline, i, row)
-    {
-        if (json_is_string(json_object_get(row, key)))
-            return json_object_get(row, key);
-    }
-    return json_null();
-}
-
 static int show(const char *config, int argc, char **argv)
 {
     const char *id = NULL;
@@ -285,38 +183,15 @@ static int show(const char *config, int argc, char **argv)
         return EXIT_USAGE;
     }
     struct sl_err err;
-    char limit[16];
     sl_conf_t *conf = NULL;
     sl_pg_t *pg = NULL;
-    json_t *timeline = NULL, *dls = NULL, *status = NULL, *doc = NULL;
+    json_t *doc = NULL;
     int rc = EXIT_USAGE;
     if (config && !(conf = sl_pipeline_load(config, &err)))
         goto fail;
     rc = EXIT_FAILURE;
-    if (!(pg = ctl_pg_open(conf, &err)))
+    if (!(pg = ctl_pg_open(conf, &err)) || ops_event_story(pg, id, &doc, &err) != 0)
         goto fail;
-    snprintf(limit, sizeof(limit), "%d", SL_PG_ROWS_MAX);
-    const char *params[] = {id, limit};
-    if (sl_pg_event_timeline(pg, id, &timeline, &err) != 0 ||
-        ctl_query_json(pg, dead_letters_sql, 2, params, &dls, &err) != 0 ||
-        ctl_query_json(pg, status_sql, 1, params, &status, &err) != 0)
-        goto fail;
-    if (json_array_size(timeline) == 0 && json_array_size(dls) == 0 &&
-        json_array_size(status) == 0) {
-        fprintf(stderr,
-                "sluicectl events show: event %s: not found (no audit rows, dead letters or "
-                "status in %s)\n",
-                id, sl_pg_where(pg));
-        goto out;
-    }
-    doc = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:o}", "event_id", id, "source",
-                    first_of(timeline, "source"), "type", first_of(timeline, "type"), "timeline",
-                    timeline, "dead_letters", dls, "event_status", status, "destinations",
-                    destinations_of(timeline, status));
-    if (!doc) {
-        sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
     ctl_print(doc, as_json, print_text);
     rc = EXIT_SUCCESS;
     goto out;
@@ -324,9 +199,6 @@ fail:
     fprintf(stderr, "sluicectl events show: %s\n", err.msg);
 out:
     json_decref(doc);
-    json_decref(timeline);
-    json_decref(dls);
-    json_decref(status);
     sl_pg_destroy(pg);
     sl_conf_destroy(conf);
     return rc;

@@ -1,14 +1,12 @@
 /*
  * sluicectl_lag: `sluicectl lag`, consumer lag per stage, topic and partition, from the broker.
  *
- * For each stage's consumer group (from the pipeline file: <prefix><stage> or its
- * `<stage>.loop.group_id`; <prefix>deliver.<destination> for delivery), the group's committed
- * offsets (OffsetFetch: it does not join the group, so it is safe while the stage runs) are
- * compared with each partition's end offset. Transactional stages commit their offsets through
- * the producer, which a consumer's own statistics never see; the group's committed offsets are
- * the truth either way. A partition with nothing committed counts from its first offset.
+ * Every consumer group of the pipeline, read by sl_lag (see sl_lag.h for what lag means: records
+ * still to consume, 0 on a transactional topic whose only unread offset is a commit marker).
  *
- * Output: a table (STAGE GROUP TOPIC PARTITION COMMITTED END LAG), or JSON lines with --json.
+ * Output: a table (STAGE GROUP TOPIC PARTITION COMMITTED END LAG AGE_S; "-" for nothing
+ * committed or an unknown age), or JSON lines with --json (committed -1 for nothing committed,
+ * age_seconds -1 when unknown, destination on deliver groups).
  * Exit codes: 0 success, 1 Kafka could not be asked, 2 usage or config error.
  */
 #ifndef SLUICECTL_LAG_H

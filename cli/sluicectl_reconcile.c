@@ -166,7 +166,7 @@ static int report(const char *config, int argc, char **argv)
     audit_time_format(since_us, since, sizeof(since));
     snprintf(limit, sizeof(limit), "%d", STUCK_ROWS_MAX);
     const char *params[] = {since, limit};
-    if (sl_pg_reconcile_hourly(pg, since, NULL, NULL, &hours, &err) != 0 ||
+    if (sl_pg_reconcile_hourly(pg, since, NULL, NULL, NULL, &hours, &err) != 0 ||
         ctl_query_json(pg, stuck_sql, 2, params, &stuck, &err) != 0 ||
         ctl_query_json(pg, last_run_sql, 0, NULL, &last, &err) != 0)
         goto fail;

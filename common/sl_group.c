@@ -56,11 +56,9 @@ static const rd_kafka_group_result_t *group_result(const rd_kafka_group_result_t
     return g[0];
 }
 
-/* The committed offsets of `group` on the partitions of `topic` (none committed: an empty
- * list). The caller destroys the list. NULL with *err on an error. */
-static rd_kafka_topic_partition_list_t *committed(rd_kafka_t *rk, rd_kafka_queue_t *q,
-                                                  const char *group, const char *topic,
-                                                  struct sl_err *err)
+rd_kafka_topic_partition_list_t *sl_group_committed(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                                    const char *group, const char *topic,
+                                                    struct sl_err *err)
 {
     char what[SL_GROUP_ID_MAX + 64];
     snprintf(what, sizeof(what), "committed offsets of group %s", group);
@@ -138,13 +136,13 @@ static int adopt_once(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *group, co
 {
     rd_kafka_topic_partition_list_t *own = NULL, *old = NULL;
     int rc = -1;
-    if (!(own = committed(rk, q, group, topic, err)))
+    if (!(own = sl_group_committed(rk, q, group, topic, err)))
         goto out;
     if (own->cnt > 0) {
         rc = 0; /* the group has started: its own offsets rule */
         goto out;
     }
-    if (!(old = committed(rk, q, legacy, topic, err)))
+    if (!(old = sl_group_committed(rk, q, legacy, topic, err)))
         goto out;
     if (old->cnt == 0) {
         rc = 0; /* nothing to adopt: a new pipeline */
@@ -154,7 +152,7 @@ static int adopt_once(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *group, co
         /* A replica that joined meanwhile makes the group refuse; it adopted them itself
          * before joining, which the group's own offsets now show. */
         rd_kafka_topic_partition_list_destroy(own);
-        if ((own = committed(rk, q, group, topic, NULL)) && own->cnt > 0)
+        if ((own = sl_group_committed(rk, q, group, topic, NULL)) && own->cnt > 0)
             rc = 0;
         goto out;
     }

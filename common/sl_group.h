@@ -33,6 +33,15 @@
 int sl_group_id(const struct sl_kafka_settings *s, const char *name, char *buf, size_t size,
                 struct sl_err *err);
 
+/* The committed offsets of `group` on the partitions of `topic` (partitions with nothing
+ * committed are left out: none committed is an empty list), read through the Admin API on
+ * `rk` (any client handle; it does not join the group) with its answer awaited on `q` (a queue
+ * of `rk`, owned by the caller). The caller destroys the list. NULL with *err (retriable when
+ * Kafka did not answer) on an error. */
+rd_kafka_topic_partition_list_t *sl_group_committed(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                                    const char *group, const char *topic,
+                                                    struct sl_err *err);
+
 /* When `group` has no committed offset on any partition of `topic`, commits `legacy`'s
  * committed offsets of `topic` (if any) to `group`, through the Admin API on `rk` (any
  * client handle; call before it subscribes). Retries while Kafka is unreachable, until

@@ -1099,9 +1099,12 @@ sl_loop_t *sl_loop_new(const struct sl_loop_opts *opts, struct sl_err *err)
                            (const char *const[]){"stage", "result", NULL});
     loop->m_committed = sl_metric_series(txns, (const char *const[]){name, "committed"});
     loop->m_aborted = sl_metric_series(txns, (const char *const[]){name, "aborted"});
+    /* Only while this replica runs and only its own partitions: the group's lag, down stages
+     * included, is sluice_consumer_lag, read from the broker by sluice-reconcile. */
     loop->m_lag = sl_metrics_gauge(
-        m, "sluice_consumer_lag",
-        "Records after the stage's committed offset, up to the last stable offset.",
+        m, "sluice_replica_lag",
+        "Records after the committed offset on the partitions this replica owns, up to the last "
+        "stable offset, as this replica sees them.",
         (const char *const[]){"stage", "topic", "partition", NULL});
     if (sl_metrics_on_collect(m, collect_lag, loop) != 0) {
         sl_err_set(err, SL_ERR_NOMEM, "out of memory");

@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs `sql`, which returns at most one row of one JSON value, and parses it into *out.
- * No row (or NULL) is SL_ERR_NOT_FOUND. */
-static int json_query(sl_pg_t *pg, const char *sql, int nparams, const char *const *params,
-                      json_t **out, struct sl_err *err)
+int sl_pg_query_json(sl_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     json_t **out, struct sl_err *err)
 {
     PGresult *r;
     *out = NULL;
@@ -57,17 +55,18 @@ int sl_pg_audit_partitions_drop(sl_pg_t *pg, int retain, json_t **dropped, struc
     char days[16];
     snprintf(days, sizeof(days), "%d", retain);
     const char *params[] = {days};
-    return json_query(pg,
-                      "SELECT coalesce(json_agg(name ORDER BY name), '[]') "
-                      "FROM sluice_audit_partitions_drop("
-                      "((now() - make_interval(days => $1::integer)) AT TIME ZONE 'UTC')::date) "
-                      "AS name",
-                      1, params, dropped, err);
+    return sl_pg_query_json(
+        pg,
+        "SELECT coalesce(json_agg(name ORDER BY name), '[]') "
+        "FROM sluice_audit_partitions_drop("
+        "((now() - make_interval(days => $1::integer)) AT TIME ZONE 'UTC')::date) "
+        "AS name",
+        1, params, dropped, err);
 }
 
 int sl_pg_audit_partitions(sl_pg_t *pg, json_t **parts, struct sl_err *err)
 {
-    return json_query(
+    return sl_pg_query_json(
         pg,
         "SELECT coalesce(json_agg(json_build_object("
         " 'name', c.relname,"
@@ -90,7 +89,7 @@ int sl_pg_event_timeline(sl_pg_t *pg, const char *event_id, json_t **rows, struc
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", SL_PG_ROWS_MAX);
     const char *params[] = {event_id, limit};
-    return json_query(
+    return sl_pg_query_json(
         pg,
         "SELECT coalesce(json_agg(json_build_object("
         " 'at', a.at, 'stage', a.stage, 'outcome', a.outcome, 'reason', a.reason,"
@@ -129,21 +128,24 @@ int sl_pg_dead_letters(sl_pg_t *pg, const struct sl_pg_dlq_filter *f, json_t **r
     char lim[16], before[24];
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(before, sizeof(before), "%lld", f->before_id);
-    const char *params[] = {f->source, f->stage, f->status, f->since, f->before_id ? before : NULL,
-                            lim};
+    const char *params[] = {
+        f->source, f->stage, f->status,     f->since, f->before_id ? before : NULL,
+        lim,       f->until, f->destination};
     /* Each filter is ($n IS NULL OR ...): the statement is planned with its values, so absent
      * filters fold away and the indexes of the present ones serve. */
-    return json_query(pg,
-                      "SELECT coalesce(json_agg(json_build_object(" DLQ_MEMBERS ")"
-                      " ORDER BY d.id DESC), '[]') "
-                      "FROM (SELECT * FROM dead_letters"
-                      " WHERE ($1::text IS NULL OR source = $1)"
-                      " AND ($2::text IS NULL OR stage = $2)"
-                      " AND ($3::text IS NULL OR status = $3)"
-                      " AND ($4::timestamptz IS NULL OR received_at >= $4::timestamptz)"
-                      " AND ($5::bigint IS NULL OR id < $5::bigint)"
-                      " ORDER BY id DESC LIMIT $6::integer) AS d",
-                      6, params, rows, err);
+    return sl_pg_query_json(pg,
+                            "SELECT coalesce(json_agg(json_build_object(" DLQ_MEMBERS ")"
+                            " ORDER BY d.id DESC), '[]') "
+                            "FROM (SELECT * FROM dead_letters"
+                            " WHERE ($1::text IS NULL OR source = $1)"
+                            " AND ($2::text IS NULL OR stage = $2)"
+                            " AND ($3::text IS NULL OR status = $3)"
+                            " AND ($4::timestamptz IS NULL OR received_at >= $4::timestamptz)"
+                            " AND ($5::bigint IS NULL OR id < $5::bigint)"
+                            " AND ($7::timestamptz IS NULL OR received_at < $7::timestamptz)"
+                            " AND ($8::text IS NULL OR headers->>'ce_sluicedestination' = $8)"
+                            " ORDER BY id DESC LIMIT $6::integer) AS d",
+                            8, params, rows, err);
 }
 
 int sl_pg_dead_letter(sl_pg_t *pg, long long id, json_t **row, struct sl_err *err)
@@ -151,7 +153,7 @@ int sl_pg_dead_letter(sl_pg_t *pg, long long id, json_t **row, struct sl_err *er
     char num[24];
     snprintf(num, sizeof(num), "%lld", id);
     const char *params[] = {num};
-    int rc = json_query(
+    int rc = sl_pg_query_json(
         pg,
         "SELECT json_build_object(" DLQ_MEMBERS ","
         " 'errors', d.errors, 'headers', d.headers,"
@@ -171,15 +173,15 @@ int sl_pg_dead_letter(sl_pg_t *pg, long long id, json_t **row, struct sl_err *er
 }
 
 int sl_pg_reconcile_hourly(sl_pg_t *pg, const char *since, const char *until, const char *source,
-                           json_t **rows, struct sl_err *err)
+                           const char *destination, json_t **rows, struct sl_err *err)
 {
     *rows = NULL;
     if (!since || !*since)
         return sl_err_set(err, SL_ERR_INVALID, "reconcile hourly: no start time");
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", SL_PG_ROWS_MAX);
-    const char *params[] = {since, until, source, limit};
-    return json_query(
+    const char *params[] = {since, until, source, limit, destination};
+    return sl_pg_query_json(
         pg,
         "SELECT coalesce(json_agg(json_build_object("
         " 'hour', h.hour, 'source', h.source, 'destination', h.destination,"
@@ -192,6 +194,7 @@ int sl_pg_reconcile_hourly(sl_pg_t *pg, const char *since, const char *until, co
         " WHERE hour >= $1::timestamptz"
         " AND ($2::timestamptz IS NULL OR hour < $2::timestamptz)"
         " AND ($3::text IS NULL OR source = $3)"
+        " AND ($5::text IS NULL OR destination = $5)"
         " ORDER BY hour, source, destination LIMIT $4::integer) AS h",
-        4, params, rows, err);
+        5, params, rows, err);
 }

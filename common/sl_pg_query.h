@@ -18,6 +18,12 @@
 
 #define SL_PG_ROWS_MAX 10000
 
+/* Runs `sql`, which returns at most one row of one JSON value (of any type), and parses it
+ * into *out (the caller's). No row (or NULL) is SL_ERR_NOT_FOUND. For the read models built on
+ * this module's conventions (ops/). */
+int sl_pg_query_json(sl_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     json_t **out, struct sl_err *err) __attribute__((warn_unused_result));
+
 /* ---- audit partitions (daily, UTC) ---- */
 
 /* Creates the partitions of today and the `ahead` days after it that are missing (0 <= ahead
@@ -46,10 +52,12 @@ int sl_pg_event_timeline(sl_pg_t *pg, const char *event_id, json_t **rows, struc
 struct sl_pg_dlq_filter {
     const char *source;
     const char *stage;
-    const char *status;  /* new, replayed, discarded */
-    const char *since;   /* received at or after: any timestamptz input, e.g. an RFC 3339 time */
-    long long before_id; /* ids below this one: the next page after a listing's last id */
-    int limit;           /* default 100; at most SL_PG_ROWS_MAX */
+    const char *status; /* new, replayed, discarded */
+    const char *since;  /* received at or after: any timestamptz input, e.g. an RFC 3339 time */
+    const char *until;  /* received before */
+    const char *destination; /* deliver's letters for this destination (ce_sluicedestination) */
+    long long before_id;     /* ids below this one: the next page after a listing's last id */
+    int limit;               /* default 100; at most SL_PG_ROWS_MAX */
 };
 
 /* Dead letters, newest first: [{"id", "event_id", "source", "type", "stage", "reason",
@@ -66,10 +74,12 @@ int sl_pg_dead_letter(sl_pg_t *pg, long long id, json_t **row, struct sl_err *er
     __attribute__((warn_unused_result));
 
 /* Hourly reconciliation counts with hour >= since (and < until when not NULL), for one source
- * when `source` is not NULL, ordered by hour, source, destination: [{"hour", "source",
- * "destination", "accepted", "delivered", "dead_lettered", "filtered", "duplicate", "pending",
- * "stuck", "unexplained", "explanation", "run_id", "updated_at"}]. */
+ * when `source` is not NULL and one destination when `destination` is not NULL, ordered by hour,
+ * source, destination: [{"hour", "source", "destination", "accepted", "delivered", "dead_lettered",
+ * "filtered", "duplicate", "pending", "stuck", "unexplained", "explanation", "run_id",
+ * "updated_at"}]. */
 int sl_pg_reconcile_hourly(sl_pg_t *pg, const char *since, const char *until, const char *source,
-                           json_t **rows, struct sl_err *err) __attribute__((warn_unused_result));
+                           const char *destination, json_t **rows, struct sl_err *err)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -96,7 +96,8 @@ static int url_parse(const char *url, struct redis_url *u, struct sl_err *err)
     if (strncasecmp(url, "rediss://", 9) == 0)
         return sl_err_set(err, SL_ERR_CONFIG,
                           "redis url: rediss:// (TLS) is not supported (hiredis 0.14.1 has no "
-                          "TLS); use redis://");
+                          "TLS); use redis:// to a local TLS-terminating proxy (stunnel, "
+                          "ghostunnel) in front of a TLS-only Redis");
     if (strncasecmp(url, "redis://", 8) != 0)
         return sl_err_set(err, SL_ERR_CONFIG,
                           "redis url must be redis://[[user]:password@]host[:port][/db]");

@@ -154,3 +154,23 @@ out:
     OPENSSL_cleanse(mac, sizeof(mac));
     return rc;
 }
+
+int sl_sign_key_lookup(const void *key, size_t len, const unsigned char (*hashes)[SL_SIGN_MAC_LEN],
+                       size_t n)
+{
+    unsigned char hash[SL_SIGN_MAC_LEN];
+    unsigned int hash_len = 0;
+    long found = -1;
+    if (!EVP_Digest(key, len, hash, &hash_len, EVP_sha256(), NULL) || hash_len != SL_SIGN_MAC_LEN) {
+        OPENSSL_cleanse(hash, sizeof(hash));
+        return -2;
+    }
+    for (size_t k = 0; k < n; k++) {
+        /* mask: all ones when hash k matches, else 0; the first match is kept. */
+        long mask = -(long)(CRYPTO_memcmp(hash, hashes[k], SL_SIGN_MAC_LEN) == 0);
+        long first = -(long)(found < 0);
+        found = (found & ~(mask & first)) | ((long)k & mask & first);
+    }
+    OPENSSL_cleanse(hash, sizeof(hash));
+    return (int)found;
+}

@@ -57,4 +57,11 @@ int sl_sign_sw_key(const char *secret, sl_hmac_t **out, const char **why);
 int sl_sign_sw(const sl_hmac_t *key, const char *msg_id, long long ts, const void *body, size_t len,
                char out[SL_SIGN_SW_MAX]);
 
+/* Bearer keys stored as hashes (ingress's api-key scheme, sluice-admin's tokens): the index in
+ * hashes[0..n) of the SHA-256 of key[0..len), or -1 when none matches, -2 when OpenSSL fails.
+ * Every hash is compared in full, with no early exit and no branch on a byte of a hash, so the
+ * time taken depends only on n. */
+int sl_sign_key_lookup(const void *key, size_t len, const unsigned char (*hashes)[SL_SIGN_MAC_LEN],
+                       size_t n);
+
 #endif

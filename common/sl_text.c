@@ -14,6 +14,20 @@ int sl_hex_digit(int c)
     return -1;
 }
 
+int sl_hex_decode(const char *in, size_t len, unsigned char *out, size_t n)
+{
+    if (len != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = sl_hex_digit((unsigned char)in[2 * i]),
+            lo = sl_hex_digit((unsigned char)in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 int sl_pct_decode(const char *s, size_t n, char *out, size_t size)
 {
     size_t o = 0;

@@ -12,6 +12,10 @@
 /* The value of one hex digit (either case), or -1. */
 int sl_hex_digit(int c);
 
+/* Exactly 2*n hex digits in[0..len) into n bytes at out. 0, or -1 when len != 2*n or a
+ * character is not a hex digit. */
+int sl_hex_decode(const char *in, size_t len, unsigned char *out, size_t n);
+
 /* Percent-decodes s[0..n) into out (size bytes, always NUL-terminated on success).
  * Returns 0, -1 for a malformed escape or an encoded NUL (%00), -2 when it does not fit. */
 int sl_pct_decode(const char *s, size_t n, char *out, size_t size);

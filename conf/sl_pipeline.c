@@ -2,6 +2,7 @@
 
 #include "sl_crashguard.h"
 #include "sl_loop.h"
+#include "sl_redis.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,21 @@ static const struct sl_conf_key source_keys[] = {
      "Drop (as duplicate) a later event with the same idempotency key within dedup.window. "
      "false for a source whose events carry no id of their own: ingress then makes a new key "
      "per request, and each would only cost a Redis key."},
+    {"shed", SL_CK_BOOL, "false",
+     "While ingress.admission says the pipeline is behind, answer this source's requests 429 "
+     "with Retry-After (for providers that retry, such as Stripe or GitHub); a source that "
+     "cannot wait keeps false and is always accepted."},
+    {NULL},
+};
+
+static const struct sl_conf_key ingress_admission_keys[] = {
+    {"max_lag", SL_CK_INT, NULL,
+     "Records validate's consumer group may have still to consume (read from the broker every "
+     "2 s, off the request path); above it, sources with `shed: true` get 429. Unset: no "
+     "admission control. Broker unreachable for that read: every request is admitted.",
+     NULL, 0, 1000000000000LL},
+    {"retry_after", SL_CK_DURATION, "30s", "The Retry-After of a shed request (whole seconds).",
+     NULL, 1000, 3600000},
     {NULL},
 };
 
@@ -96,6 +112,10 @@ static const struct sl_conf_key ingress_keys[] = {
      "once a second); 0 = no limit, for a proxy or load balancer in front that connects from "
      "few addresses.",
      NULL, 0, 100000},
+    {"admission", SL_CK_SECTION, NULL,
+     "Admission control: shed the requests of sources with `shed: true` while validate's "
+     "consumer lag is over a bound.",
+     ingress_admission_keys},
     {"threads", SL_CK_INT, "2",
      "HTTP worker threads (at least 2: libmicrohttpd 0.9.75's single-thread mode stalls "
      "replies when many connections are open).",
@@ -375,7 +395,40 @@ static const struct sl_conf_key reconcile_keys[] = {
      "How far each run reads the audit trail again before the last run's end (rows of "
      "transactions that committed late).",
      NULL, 0, 86400000},
+    {"lag_interval", SL_CK_DURATION, "15s",
+     "How often the lag of every consumer group of the pipeline is read from the broker for "
+     "sluice_consumer_lag and sluice_consumer_lag_seconds on this binary's /metrics.",
+     NULL, 1000, 3600000},
     {"alerts", SL_CK_SECTION, NULL, "Alert events.", reconcile_alert_keys},
+    {NULL},
+};
+
+/* ---- sluice-admin ---- */
+
+static const char *const admin_roles[] = {"viewer", "operator", NULL};
+
+static const struct sl_conf_key admin_token_keys[] = {
+    {"name", SL_CK_STRING, NULL, "Who holds the token: shown by whoami and recorded with actions.",
+     .required = true},
+    {"sha256", SL_CK_STRING, NULL,
+     "Hex SHA-256 of the token (64 hex digits); the token itself is never written here.",
+     .required = true},
+    {"role", SL_CK_ENUM, NULL, "viewer: read only; operator: read, replay, discard, pause.", NULL,
+     0, 0, admin_roles, true},
+    {NULL},
+};
+
+static const struct sl_conf_key admin_keys[] = {
+    {"listen", SL_CK_STRING, "127.0.0.1:9190",
+     "The one listener of sluice-admin: /api/v1/..., the console at /, /metrics /healthz "
+     "/readyz."},
+    {"tokens", SL_CK_LIST_OF, NULL,
+     "Bearer tokens of the API and console, each {name, sha256, role}; no token, no access.",
+     admin_token_keys},
+    {"threads", SL_CK_INT, "4", "HTTP worker threads.", NULL, 1, 64},
+    {"stages", SL_CK_STRING_MAP, NULL,
+     "Admin listeners (host:port) of the stages the overview scrapes, by stage name; default each "
+     "binary's default (ingress 127.0.0.1:9180 ... reconcile 127.0.0.1:9187)."},
     {NULL},
 };
 
@@ -410,6 +463,7 @@ const struct sl_conf_key sl_pipeline_keys[] = {
      deadletter_keys},
     {"reconcile", SL_CK_SECTION, NULL,
      "sluice-reconcile: terminal states, stuck events, hourly books, alerts.", reconcile_keys},
+    {"admin", SL_CK_SECTION, NULL, "sluice-admin: the admin API and the web console.", admin_keys},
     {NULL},
 };
 
@@ -552,11 +606,21 @@ static int check_record_size(const sl_conf_t *conf, struct sl_err *err)
                          body, SL_PIPELINE_RECORD_ALLOWANCE, kafka.max_message_bytes);
 }
 
+/* The Redis URL (the file's, else SLUICE_REDIS_URL) as sl_redis_new() will take it: a URL no
+ * binary could use (rediss://: no TLS) fails every binary and `config check` alike. */
+static int check_redis(const sl_conf_t *conf, struct sl_err *err)
+{
+    const char *url;
+    int timeout_ms;
+    return sl_redis_settings(conf, &url, &timeout_ms, err);
+}
+
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err)
 {
-    if (check_names(conf, "sources", err) != 0 || check_names(conf, "destinations", err) != 0 ||
-        check_sources(conf, err) != 0 || check_routes(conf, err) != 0 ||
-        check_destinations(conf, err) != 0 || check_record_size(conf, err) != 0)
+    if (check_redis(conf, err) != 0 || check_names(conf, "sources", err) != 0 ||
+        check_names(conf, "destinations", err) != 0 || check_sources(conf, err) != 0 ||
+        check_routes(conf, err) != 0 || check_destinations(conf, err) != 0 ||
+        check_record_size(conf, err) != 0)
         return -1;
     return 0;
 }

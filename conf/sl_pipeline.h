@@ -30,8 +30,9 @@ extern const struct sl_conf_key sl_pipeline_keys[];
  * the result (sl_conf_destroy). */
 sl_conf_t *sl_pipeline_load(const char *path, struct sl_err *err)
     __attribute__((warn_unused_result));
-/* The cross-section rules alone, for a tree already loaded and key-checked: names, sources,
- * routes, destinations, and the record size chain (ingress body, Kafka message). */
+/* The cross-section rules alone, for a tree already loaded and key-checked: the Redis URL (see
+ * sl_redis_settings), names, sources, routes, destinations, and the record size chain (ingress
+ * body, Kafka message). */
 int sl_pipeline_check(const sl_conf_t *conf, struct sl_err *err);
 
 /* Every topic the file implies, with the partitions and replication factor of `kafka`. The

@@ -37,6 +37,7 @@
 #include "replay.h"
 #include "reply.h"
 #include "sl_addr.h"
+#include "sl_lagwatch.h"
 #include "sl_log.h"
 #include "sl_pipeline.h"
 #include "sl_redis.h"
@@ -53,7 +54,7 @@
  * header section as 0.9.75 leaves it in its buffer (see check_line_ends). */
 #define CHECK_LINE_ENDS (MHD_VERSION < 0x00097701)
 
-static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 501, 503};
+static const unsigned statuses[] = {202, 400, 401, 404, 405, 413, 415, 429, 501, 503};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_DONE };
@@ -82,6 +83,7 @@ struct source_stats {
     sl_series_t *bytes;
     sl_series_t *latency;
     sl_series_t *replays;
+    sl_series_t *shed;
 };
 
 struct request {
@@ -126,6 +128,10 @@ struct ingress {
     /* prebuilt replies, shared by every request (libmicrohttpd counts references) */
     struct MHD_Response *r_not_found, *r_method, *r_too_large, *r_media, *r_batch;
     struct MHD_Response *r_unavailable[UNAV_INTERNAL + 1];
+    struct MHD_Response *r_shed; /* 429 with Retry-After; NULL without admission control */
+
+    sl_lagwatch_t *admission; /* NULL without admission control */
+    sl_series_t *admission_lag;
 
     atomic_bool stopping, stopped, kafka_ok;
     atomic_long in_flight; /* requests with a context: body read, or waiting for Kafka */
@@ -552,6 +558,13 @@ static enum MHD_Result on_headers(ingress_t *ing, struct MHD_Connection *conn, c
                             "use POST", ing->r_method);
     if (atomic_load(&ing->stopping))
         return reject_unavailable(ing, conn, st, name, started, UNAV_STOPPING, NULL);
+    if (ing->admission && source_sheds(src) &&
+        sl_lagwatch_total(ing->admission) > ing->s.admission_max_lag) {
+        sl_series_add(st->shed, 1);
+        return reject_fixed(conn, st, name, started, MHD_HTTP_TOO_MANY_REQUESTS, REPLY_OVERLOADED,
+                            "validate's consumer lag is over ingress.admission.max_lag",
+                            ing->r_shed);
+    }
 
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1081,6 +1094,8 @@ static void *keeper_main(void *arg)
         }
         sl_series_set(ing->queue_gauge, sl_producer_outstanding(ing->producer));
         sl_series_set(ing->conn_gauge, (double)atomic_load(&ing->connections));
+        if (ing->admission)
+            sl_series_set(ing->admission_lag, (double)sl_lagwatch_total(ing->admission));
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += INGRESS_KEEPER_TICK_MS * 1000000L;
@@ -1109,7 +1124,30 @@ static void keeper_stop(ingress_t *ing)
 
 /* ---- settings, start, stop ------------------------------------------------------------------ */
 
-int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, struct sl_err *err)
+/* `ingress.admission`, and validate's group (the first of sl_lag_groups) when it is on. */
+static int admission_settings_load(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
+                                   const sl_conf_node_t *sec, struct ingress_settings *s,
+                                   struct sl_err *err)
+{
+    const sl_conf_node_t *adm = sl_conf_get(sec, "admission");
+    static struct sl_lag_group groups[SL_LAG_MAX_GROUPS];
+    long long retry_after;
+    size_t n;
+    s->admission = sl_conf_get(adm, "max_lag") != NULL;
+    if (sl_conf_int(conf, adm, "max_lag", 0, 0, 1000000000000LL, &s->admission_max_lag, err) ||
+        sl_conf_duration_ms(conf, adm, "retry_after", 30000, 1000, 3600000, &retry_after, err))
+        return -1;
+    s->admission_retry_after_s = (int)(retry_after / 1000);
+    if (!s->admission)
+        return 0;
+    if (sl_lag_groups(conf, kafka, groups, SL_LAG_MAX_GROUPS, &n, err) != 0)
+        return -1;
+    s->admission_group = groups[0];
+    return 0;
+}
+
+int ingress_settings_load(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
+                          struct ingress_settings *s, struct sl_err *err)
 {
     const sl_conf_node_t *sec = sl_conf_get(sl_conf_root(conf), "ingress");
     long long body, request, idle, read, conns, per_ip, threads;
@@ -1122,7 +1160,8 @@ int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, str
         sl_conf_int(conf, sec, "max_connections", 1000, 1, 100000, &conns, err) != 0 ||
         sl_conf_int(conf, sec, "max_connections_per_ip", INGRESS_MAX_CONNECTIONS_PER_IP, 0, 100000,
                     &per_ip, err) != 0 ||
-        sl_conf_int(conf, sec, "threads", 2, 2, 64, &threads, err) != 0)
+        sl_conf_int(conf, sec, "threads", 2, 2, 64, &threads, err) != 0 ||
+        admission_settings_load(conf, kafka, sec, s, err) != 0)
         return -1;
     s->max_body_bytes = (size_t)body;
     s->request_timeout_ms = (int)request;
@@ -1171,8 +1210,18 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
         "Requests whose signed content the source's replay guard had seen (answered 202 without "
         "a new record, or 503 while the first copy was being written), by source.",
         by_source);
+    sl_metric_t *shed =
+        sl_metrics_counter(m, "sluice_ingress_shed_total",
+                           "Requests answered 429 by admission control (validate's lag over "
+                           "ingress.admission.max_lag), by source.",
+                           by_source);
+    sl_metric_t *admission_lag = sl_metrics_gauge(
+        m, "sluice_ingress_admission_lag",
+        "Validate's consumer lag as admission control last read it; -1 while it cannot be read "
+        "(everything is admitted then).",
+        NULL);
     if (!requests || !bytes || !latency || !in_flight || !delivery || !queue || !conns ||
-        !dropped || !replays)
+        !dropped || !replays || !shed || !admission_lag)
         return sl_err_set(err, SL_ERR_NOMEM, "cannot register the ingress metrics");
 
     size_t n = source_set_count(ing->sources);
@@ -1191,8 +1240,11 @@ static int make_metrics(ingress_t *ing, sl_metrics_t *m, struct sl_err *err)
         ing->stats[i].bytes = sl_metric_series(bytes, (const char *const[]){name});
         ing->stats[i].latency = sl_metric_series(latency, (const char *const[]){name});
         ing->stats[i].replays = sl_metric_series(replays, (const char *const[]){name});
+        ing->stats[i].shed = sl_metric_series(shed, (const char *const[]){name});
     }
     ing->in_flight_gauge = sl_metric_series(in_flight, NULL);
+    ing->admission_lag = sl_metric_series(admission_lag, NULL);
+    sl_series_set(ing->admission_lag, -1);
     ing->delivery_ok = sl_metric_series(delivery, (const char *const[]){"ok"});
     ing->delivery_failed = sl_metric_series(delivery, (const char *const[]){"error"});
     ing->queue_gauge = sl_metric_series(queue, NULL);
@@ -1235,6 +1287,15 @@ static int make_responses(ingress_t *ing, struct sl_err *err)
                                 "close") != MHD_YES) {
         MHD_destroy_response(ing->r_unavailable[UNAV_STOPPING]);
         ing->r_unavailable[UNAV_STOPPING] = NULL;
+    }
+    if (ing->s.admission) {
+        char shed_retry[16];
+        snprintf(shed_retry, sizeof(shed_retry), "%d", ing->s.admission_retry_after_s);
+        if (!(ing->r_shed = error_response(REPLY_OVERLOADED,
+                                           "the pipeline is behind; this source's events are "
+                                           "refused for now: retry after Retry-After seconds",
+                                           MHD_HTTP_HEADER_RETRY_AFTER, shed_retry)))
+            return sl_err_set(err, SL_ERR_NOMEM, "cannot build the fixed replies");
     }
     if (!ing->r_not_found || !ing->r_method || !ing->r_too_large || !ing->r_media ||
         !ing->r_batch || !ing->r_unavailable[UNAV_KAFKA] || !ing->r_unavailable[UNAV_QUEUE_FULL] ||
@@ -1296,6 +1357,22 @@ static int start_replay(ingress_t *ing, struct sl_err *err)
     return ing->replay ? 0 : -1;
 }
 
+/* The lag watcher of admission control; its own Kafka client, not the producer's. */
+static int start_admission(ingress_t *ing, struct sl_err *err)
+{
+    if (!ing->s.admission)
+        return 0;
+    const struct sl_lagwatch_opts opts = {
+        .kafka = &ing->kafka,
+        .groups = &ing->s.admission_group,
+        .n_groups = 1,
+        .interval_ms = INGRESS_ADMISSION_INTERVAL_MS,
+        .client_id = "sluice-ingress-admission",
+    };
+    ing->admission = sl_lagwatch_start(&opts, err);
+    return ing->admission ? 0 : -1;
+}
+
 ingress_t *ingress_start(const struct ingress_settings *settings,
                          const struct sl_kafka_settings *kafka, const source_set_t *sources,
                          sl_metrics_t *metrics, struct sl_err *err)
@@ -1329,7 +1406,7 @@ ingress_t *ingress_start(const struct ingress_settings *settings,
         goto fail;
     }
     if (make_metrics(ing, metrics, err) != 0 || make_responses(ing, err) != 0 ||
-        start_replay(ing, err) != 0)
+        start_replay(ing, err) != 0 || start_admission(ing, err) != 0)
         goto fail;
     ing->producer = sl_producer_new(&ks, "sluice-ingress", on_delivery, err);
     if (!ing->producer || sl_producer_start_poller(ing->producer, err) != 0 ||
@@ -1453,12 +1530,14 @@ void ingress_destroy(ingress_t *ing)
                                     ing->r_unavailable[UNAV_KAFKA],
                                     ing->r_unavailable[UNAV_QUEUE_FULL],
                                     ing->r_unavailable[UNAV_STOPPING],
-                                    ing->r_unavailable[UNAV_INTERNAL]};
+                                    ing->r_unavailable[UNAV_INTERNAL],
+                                    ing->r_shed};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (fixed[i])
             MHD_destroy_response(fixed[i]);
     free(ing->stats);
     replay_destroy(ing->replay);
+    sl_lagwatch_stop(ing->admission);
     pthread_cond_destroy(&ing->keeper_cond);
     pthread_mutex_destroy(&ing->keeper_lock);
     pthread_mutex_destroy(&ing->limit_lock);

@@ -38,6 +38,16 @@
  * socket of a connection past it. The same thread probes Kafka once a second for /readyz and
  * refreshes the gauges.
  *
+ * Admission control (`ingress.admission`, off unless max_lag is set): an sl_lagwatch thread reads
+ * validate's consumer-group lag from the broker every INGRESS_ADMISSION_INTERVAL_MS. While the
+ * last lag read is over max_lag, a request of a source with `shed: true` is answered 429
+ * (error "overloaded", Retry-After: retry_after) right after its headers, before its body is
+ * read; every other source is accepted as ever. A lag that cannot be read (the broker does not
+ * answer) admits everything: shedding is for a pipeline that is behind, not for one whose
+ * broker is away (requests fail on their own write then). Metrics:
+ * sluice_ingress_shed_total{source}, sluice_ingress_admission_lag (the last lag read; -1 while
+ * it is not known).
+ *
  * Stop: ingress_stop() stops accepting (MHD_quiesce_daemon), answers new requests on open
  * connections 503 (Connection: close), waits for every request in flight to be answered (bounded
  * by the request and read timeouts), flushes the producer, then stops the daemon.
@@ -55,6 +65,7 @@
 #include "sl_conf.h"
 #include "sl_err.h"
 #include "sl_kafka.h"
+#include "sl_lag.h"
 #include "sl_metrics.h"
 #include "source.h"
 
@@ -75,7 +86,8 @@
 #define INGRESS_CE_HEADERS_MAX         40   /* ce-* headers of one request */
 #define INGRESS_PROBE_INTERVAL_MS      1000 /* Kafka reachability, for /readyz */
 #define INGRESS_PROBE_TIMEOUT_MS       500
-#define INGRESS_KEEPER_TICK_MS         200 /* read deadlines are enforced to this granularity */
+#define INGRESS_KEEPER_TICK_MS         200  /* read deadlines are enforced to this granularity */
+#define INGRESS_ADMISSION_INTERVAL_MS  2000 /* validate's lag is read this often */
 
 struct ingress_settings {
     const char *listen; /* host:port; port 0 lets the kernel choose (see ingress_port) */
@@ -89,11 +101,17 @@ struct ingress_settings {
     /* The replay guard's Redis (the `redis` section); used only when a source has a guard. */
     const char *redis_url;
     int redis_timeout_ms;
+    /* Admission control (see above): off unless `admission`. */
+    bool admission;
+    long long admission_max_lag;
+    int admission_retry_after_s;
+    struct sl_lag_group admission_group; /* validate's consumer group and input topic */
 };
 
-/* The `ingress` section of a checked pipeline file, with its defaults. Strings are borrowed
- * from conf. */
-int ingress_settings_load(const sl_conf_t *conf, struct ingress_settings *s, struct sl_err *err);
+/* The `ingress` section of a checked pipeline file, with its defaults, and validate's consumer
+ * group (sl_lag_groups) for admission control. Strings are borrowed from conf. */
+int ingress_settings_load(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
+                          struct ingress_settings *s, struct sl_err *err);
 
 typedef struct ingress ingress_t;
 

@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 
     if (sl_signal_install(&err) != 0 || !(conf = sl_pipeline_load(config, &err)) ||
         sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
-        ingress_settings_load(conf, &settings, &err) != 0 ||
+        ingress_settings_load(conf, &kafka, &settings, &err) != 0 ||
         !(sources = source_set_load(conf, &err)))
         goto fail;
     if (listen)

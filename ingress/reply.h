@@ -25,6 +25,7 @@
 #define REPLY_METHOD            "method_not_allowed"     /* 405 */
 #define REPLY_TOO_LARGE         "body_too_large"         /* 413 */
 #define REPLY_MEDIA_TYPE        "unsupported_media_type" /* 415 */
+#define REPLY_OVERLOADED        "overloaded"             /* 429: admission control shed it */
 #define REPLY_NOT_IMPLEMENTED   "not_implemented"        /* 501: a Transfer-Encoding */
 #define REPLY_KAFKA_UNAVAILABLE "kafka_unavailable"      /* 503: the write did not succeed */
 #define REPLY_SHUTTING_DOWN     "shutting_down"          /* 503 */

@@ -24,6 +24,7 @@ struct source {
     verify_t *verify;
     enum verify_scheme scheme;
     bool binary;
+    bool shed;
     long long guard_ms;
     struct locator loc[SOURCE_FIELDS];
     size_t n_ptrs;
@@ -115,6 +116,7 @@ source_t *source_new(const struct source_opts *opts, struct sl_err *err)
     strcpy(src->name, opts->name);
     src->scheme = opts->verify.scheme;
     src->guard_ms = opts->replay_guard_ms;
+    src->shed = opts->shed;
     bool signs = scheme_signs_body(src->scheme);
     src->binary = !signs || opts->cloudevents_binary;
     if (src->guard_ms < 0 || src->guard_ms > SOURCE_GUARD_MAX_MS || (src->guard_ms && !signs)) {
@@ -177,6 +179,11 @@ bool source_signs_body(const source_t *src)
 bool source_binary_allowed(const source_t *src)
 {
     return src->binary;
+}
+
+bool source_sheds(const source_t *src)
+{
+    return src->shed;
 }
 
 long long source_replay_guard_ms(const source_t *src)
@@ -313,7 +320,8 @@ static source_t *load_one(const sl_conf_t *conf, const char *name, const sl_conf
                             &tolerance_ms, err) != 0 ||
         sl_conf_duration_ms(conf, vnode, "replay_guard", 0, 1000, SOURCE_GUARD_MAX_MS,
                             &o.replay_guard_ms, err) != 0 ||
-        sl_conf_str(conf, node, "cloudevents", "structured", &cloudevents, err) != 0)
+        sl_conf_str(conf, node, "cloudevents", "structured", &cloudevents, err) != 0 ||
+        sl_conf_bool(conf, node, "shed", false, &o.shed, err) != 0)
         return NULL;
     o.cloudevents_binary = strcmp(cloudevents, "binary") == 0;
     o.verify.secrets = secrets;

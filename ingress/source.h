@@ -58,6 +58,7 @@ struct source_opts {
     const char *locators[SOURCE_FIELDS]; /* NULL when the field is not configured */
     bool cloudevents_binary;             /* signing schemes: accept ce-* headers anyway */
     long long replay_guard_ms;           /* 0: off; signing schemes only, <= SOURCE_GUARD_MAX_MS */
+    bool shed; /* answered 429 while admission control sheds load (ingress.h) */
 };
 
 #define SOURCE_GUARD_MAX_MS (30LL * 24 * 3600 * 1000)
@@ -76,6 +77,8 @@ bool source_signs_body(const source_t *src);
 /* True when binary-mode CloudEvents (ce-* headers) may set the event's attributes: always for
  * api-key and none, only with `cloudevents: binary` for the signing schemes. */
 bool source_binary_allowed(const source_t *src);
+/* True when the source's requests may be refused (429) while the pipeline is behind. */
+bool source_sheds(const source_t *src);
 /* The replay guard's window in ms; 0 when the source has none. */
 long long source_replay_guard_ms(const source_t *src);
 /* "event_id", "event_type", "partition_key": the pipeline file's key for the field. */

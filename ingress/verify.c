@@ -92,21 +92,6 @@ const char *verify_scheme_name(enum verify_scheme scheme)
 
 /* ---- encodings ------------------------------------------------------------------------------ */
 
-/* Exactly 2*n hex digits into n bytes. */
-static int hex_decode(const char *in, size_t len, unsigned char *out, size_t n)
-{
-    if (len != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = sl_hex_digit((unsigned char)in[2 * i]),
-            lo = sl_hex_digit((unsigned char)in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 static void hex_encode(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -228,7 +213,7 @@ static void cands_add(struct cands *c, const char *s, size_t n, bool base64)
 {
     size_t len = 0;
     int rc = base64 ? sl_b64_decode(s, n, c->mac[c->n], MAC_LEN, &len)
-                    : hex_decode(s, n, c->mac[c->n], MAC_LEN);
+                    : sl_hex_decode(s, n, c->mac[c->n], MAC_LEN);
     if (rc == 0 && (!base64 || len == MAC_LEN))
         c->n++;
 }
@@ -380,9 +365,6 @@ static int check_api_key(const verify_t *v, verify_header_fn header, void *opaqu
 {
     const char *val, *key = NULL;
     size_t len, key_len = 0;
-    unsigned char hash[MAC_LEN];
-    unsigned matched = 0;
-    unsigned int hash_len = 0;
     int rc = VERIFY_REJECTED;
 
     /* Authorization wins when it is a Bearer credential; any other scheme there (Basic from a
@@ -415,17 +397,15 @@ static int check_api_key(const verify_t *v, verify_header_fn header, void *opaqu
         *reason = R_MISSING_KEY;
         goto out;
     }
-    if (!EVP_Digest(key, key_len, hash, &hash_len, EVP_sha256(), NULL) || hash_len != MAC_LEN) {
+    int which = sl_sign_key_lookup(key, key_len, v->key_hash, v->n_keys);
+    if (which == -2) {
         *reason = R_INTERNAL;
         rc = VERIFY_ERROR;
         goto out;
     }
-    for (size_t k = 0; k < v->n_keys; k++)
-        matched |= CRYPTO_memcmp(hash, v->key_hash[k], MAC_LEN) == 0;
-    rc = matched ? VERIFY_OK : VERIFY_REJECTED;
-    *reason = matched ? NULL : R_KEY_NO_MATCH;
+    rc = which >= 0 ? VERIFY_OK : VERIFY_REJECTED;
+    *reason = which >= 0 ? NULL : R_KEY_NO_MATCH;
 out:
-    OPENSSL_cleanse(hash, sizeof(hash));
     return rc;
 }
 
@@ -560,7 +540,7 @@ verify_t *verify_new(const struct verify_opts *opts, struct sl_err *err)
     for (size_t i = 0; i < opts->n_secrets; i++, v->n_keys++) {
         const char *secret = opts->secrets[i], *why = NULL;
         if (opts->scheme == VERIFY_API_KEY) {
-            if (hex_decode(secret, strnlen(secret, HEX_LEN + 1), v->key_hash[i], MAC_LEN) != 0) {
+            if (sl_hex_decode(secret, strnlen(secret, HEX_LEN + 1), v->key_hash[i], MAC_LEN) != 0) {
                 sl_err_set(err, SL_ERR_CONFIG,
                            "verify: api-key hash #%zu is not a SHA-256 in hex (64 hex digits)",
                            i + 1);

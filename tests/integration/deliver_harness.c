@@ -160,6 +160,11 @@ long dh_readyz(const dh_t *h, int i, char *body, size_t size)
     return sl_testenv_http_get(h->admin[i], "/readyz", body, size);
 }
 
+int dh_admin_port(const dh_t *h, int i)
+{
+    return h->admin[i];
+}
+
 double dh_metric(const dh_t *h, int i, const char *series)
 {
     char *text = malloc(METRICS_MAX);

@@ -53,6 +53,8 @@ void dh_topic(const dh_t *h, const char *name, char *buf, size_t size);
 /* Starts sluice-deliver #i (0..DH_PROCESSES_MAX-1) with its own admin port, and `instance`
  * (NULL: none) as --instance. Waits until its /readyz answers 200. */
 void dh_start(dh_t *h, int i, const char *instance);
+/* The admin listener's port of #i (after dh_start). */
+int dh_admin_port(const dh_t *h, int i);
 /* Sends `sig` to #i and waits for it (bounded); its exit status, 128+signal, or -1. */
 int dh_stop(dh_t *h, int i, int sig);
 /* GET /readyz of #i: its HTTP status (-1: no answer), the body NUL-terminated into body. */

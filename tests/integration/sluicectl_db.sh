@@ -16,14 +16,14 @@ unset SLUICE_CONFIG SLUICE_SQL_DIR
 
 "$ctl" db migrate --dry-run > "$work/out" || { cat "$work/out"; fail "dry run"; }
 grep -qx "would apply 0001_audit" "$work/out" || { cat "$work/out"; fail "dry run: list"; }
-grep -q "^dry run: 4 of 4 migrations to apply; schema $schema at version 0" "$work/out" ||
+grep -q "^dry run: 5 of 5 migrations to apply; schema $schema at version 0" "$work/out" ||
     { cat "$work/out"; fail "dry run: summary"; }
 [ "$(psql -X -At "$dsn" -c "select to_regclass('schema_migrations') is null")" = t ] ||
     fail "dry run created schema_migrations"
 
 "$ctl" db migrate > "$work/out" || { cat "$work/out"; fail "migrate"; }
-grep -qx "applied 0004_reconcile_books" "$work/out" || { cat "$work/out"; fail "migrate: list"; }
-grep -q "^4 applied: schema $schema at version 4" "$work/out" || { cat "$work/out"; fail "migrate: summary"; }
+grep -qx "applied 0005_admin_actions" "$work/out" || { cat "$work/out"; fail "migrate: list"; }
+grep -q "^5 applied: schema $schema at version 5" "$work/out" || { cat "$work/out"; fail "migrate: summary"; }
 grep -q "^audit partitions: today and 7 days ahead in place (8 created)" "$work/out" ||
     { cat "$work/out"; fail "migrate: partitions"; }
 grep -q "postgres 127.0.0.1:5432/sluice_test" "$work/out" || fail "migrate: where"
@@ -33,7 +33,7 @@ grep -q "sluice:sluice@" "$work/out" && fail "migrate: printed the credentials"
 printf 'postgres:\n  dsn: "%s"\n' "$dsn" > "$work/pipeline.yaml"
 SLUICE_PG_DSN=postgresql://127.0.0.1:1/nowhere "$ctl" --config "$work/pipeline.yaml" db migrate \
     --ahead 2 > "$work/out" || { cat "$work/out"; fail "second migrate"; }
-grep -q "^nothing to apply: schema $schema at version 4 (4 migrations)" "$work/out" ||
+grep -q "^nothing to apply: schema $schema at version 5 (5 migrations)" "$work/out" ||
     { cat "$work/out"; fail "second migrate: summary"; }
 grep -q "(0 created)" "$work/out" || { cat "$work/out"; fail "second migrate: partitions"; }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `sluicectl lag` against the test broker: events waiting for a stage show as lag on its input
-# topic; once a stage of that group has processed them (a transactional one, whose offsets go
-# through the producer), the lag is 0. The pass-through tool stands in for validate.
+# topic, with the age of the oldest; once a stage of that group has processed them (a
+# transactional one, whose offsets go through the producer), the lag is 0, on a topic written
+# transactionally too (whose commit markers take offsets nobody consumes). The pass-through
+# tool stands in for validate, then for transform.
 # shellcheck source=../testlib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../testlib.sh"
 ctl="$bin/sluicectl"
@@ -15,7 +17,21 @@ YAML
 
 total_lag() { # stage -> the sum of its lag over partitions
     "$ctl" --config "$work/pipeline.yaml" lag --stage "$1" --json |
-        sed -n 's/.*"lag":\([0-9]*\)}/\1/p' | awk '{s += $1} END {print s + 0}'
+        sed -n 's/.*"lag":\([0-9]*\),.*/\1/p' | awk '{s += $1} END {print s + 0}'
+}
+run_stage() { # stage input output: runs the pass-through tool as that stage until its lag is 0
+    SLUICE_PASSTHROUGH_AS=$1 SLUICE_PASSTHROUGH_INPUT=$2 SLUICE_PASSTHROUGH_OUTPUT=$3 \
+        "$bin/sluice-passthrough" --config "$work/pipeline.yaml" \
+        --admin-listen 127.0.0.1:0 > "$work/stage.log" 2>&1 &
+    local stage=$! lag
+    for _ in $(seq 1 120); do
+        lag=$(total_lag "$1")
+        [ "$lag" = 0 ] && break
+        sleep 0.5
+    done
+    kill -TERM "$stage"
+    wait "$stage" || fail "$1 did not stop cleanly: $(tail -3 "$work/stage.log")"
+    [ "$lag" = 0 ] || fail "lag of $1 after it ran: $lag"
 }
 
 for i in $(seq 1 10); do printf 'key-%d:{"n":%d}\n' "$i" "$i"; done |
@@ -24,22 +40,18 @@ for i in $(seq 1 10); do printf 'key-%d:{"n":%d}\n' "$i" "$i"; done |
 
 [ "$(total_lag validate)" = 10 ] || fail "lag before: $(total_lag validate), expected 10"
 "$ctl" --config "$work/pipeline.yaml" lag > "$work/table" || fail "lag table"
-grep -q "^STAGE .* LAG$" "$work/table" || fail "table header"
+grep -q "^STAGE .* LAG *AGE_S$" "$work/table" || fail "table header"
+# Every partition holding waiting records knows their age (a number, not -1).
+"$ctl" --config "$work/pipeline.yaml" lag --stage validate --json > "$work/rows"
+[ "$(grep -c '"lag":[1-9]' "$work/rows")" -gt 0 ] || fail "no partition with lag"
+! grep '"lag":[1-9]' "$work/rows" | grep -q '"age_seconds":-' || fail "unknown age: $(cat "$work/rows")"
 grep -q "^validate .*${prefix}validate .*${prefix}ingress" "$work/table" || fail "validate rows"
 grep -q "^deliver .*${prefix}deliver.sink .*${prefix}deliver.sink" "$work/table" || fail "deliver rows"
 
-SLUICE_PASSTHROUGH_AS=validate "$bin/sluice-passthrough" --config "$work/pipeline.yaml" \
-    --admin-listen 127.0.0.1:0 > "$work/stage.log" 2>&1 &
-stage=$!
-lag=10
-for _ in $(seq 1 120); do
-    lag=$(total_lag validate)
-    [ "$lag" = 0 ] && break
-    sleep 0.5
-done
-kill -TERM "$stage"
-wait "$stage" || fail "the stage did not stop cleanly: $(tail -3 "$work/stage.log")"
-[ "$lag" = 0 ] || fail "lag after the stage ran: $lag"
+run_stage validate ingress validated
+# validate wrote them to validated in transactions: transform has them (and the markers) to read.
+[ "$(total_lag transform)" -ge 10 ] || fail "transform lag before: $(total_lag transform)"
+run_stage transform validated normalized
 
 # A broker that does not answer: exit 1 with a message.
 sed -i "s|brokers: \"[^\"]*\"|brokers: \"127.0.0.1:9\"|" "$work/pipeline.yaml"

@@ -17,7 +17,7 @@
 #include "sl_test.h"
 
 /* The migrations in the repository. */
-#define REPO_MIGRATIONS 4
+#define REPO_MIGRATIONS 5
 
 static const char *repo_dir(void)
 {
@@ -99,7 +99,7 @@ SL_TEST(from_empty_then_nothing_to_apply)
     SL_CHECK(strncmp(res.schema, "sluice_test_", 12) == 0);
     static const char *const tables[] = {
         "audit",          "dead_letters",     "dead_letter_replays", "event_status",
-        "reconcile_runs", "reconcile_hourly", "schema_migrations"};
+        "reconcile_runs", "reconcile_hourly", "schema_migrations", "admin_actions"};
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         char sql[200];
         snprintf(sql, sizeof(sql),
@@ -173,7 +173,7 @@ SL_TEST(a_changed_migration_is_refused)
     /* Edit an applied file and add a new one: nothing at all is applied. */
     snprintf(path, sizeof(path), "%s/0002_dead_letters.sql", dir);
     write_file(path, "-- an innocent comment\n", "a");
-    snprintf(path, sizeof(path), "%s/0005_more.sql", dir);
+    snprintf(path, sizeof(path), "%s/0006_more.sql", dir);
     write_file(path, "CREATE TABLE more (v int);\n", "w");
     SL_CHECK(migrate(pg, dir, false, &res, &err) == -1);
     SL_CHECK_INT(err.code, SL_ERR_CONFIG);
@@ -196,26 +196,26 @@ SL_TEST(a_new_migration_applies_and_a_failing_one_keeps_nothing)
     struct sl_pg_migrate_result res;
     copy_migrations(dir, sizeof(dir));
     SL_REQUIRE(migrate(pg, dir, false, &res, &err) == 0);
-    snprintf(path, sizeof(path), "%s/0005_more.sql", dir);
+    snprintf(path, sizeof(path), "%s/0006_more.sql", dir);
     write_file(path, "CREATE TABLE more (v int);\nINSERT INTO more VALUES (1);\n", "w");
-    snprintf(path, sizeof(path), "%s/0006_broken.sql", dir);
+    snprintf(path, sizeof(path), "%s/0007_broken.sql", dir);
     write_file(path, "CREATE TABLE broken (v int);\n-- then\nINSERT INTO broken VALUES ('x');\n",
                "w");
     SL_CHECK(migrate(pg, dir, false, &res, &err) == -1);
     SL_CHECK_INT(err.code, SL_ERR_INVALID);
-    SL_CHECK_CONTAINS(err.msg, "0006_broken.sql:3:");
+    SL_CHECK_CONTAINS(err.msg, "0007_broken.sql:3:");
     SL_CHECK_CONTAINS(err.msg, "invalid input syntax for type integer");
-    /* 0005 went in before 0006 failed; 0006 left nothing, not even its record. */
+    /* 0006 went in before 0007 failed; 0007 left nothing, not even its record. */
     SL_CHECK_INT(count(pg, "SELECT count(*) FROM more"), 1);
     SL_CHECK_INT(count(pg, "SELECT count(*) FROM pg_tables WHERE tablename = 'broken' AND "
                            "schemaname = current_schema()"),
                  0);
-    SL_CHECK_INT(count(pg, "SELECT max(version) FROM schema_migrations"), 5);
+    SL_CHECK_INT(count(pg, "SELECT max(version) FROM schema_migrations"), 6);
     /* Fixed: it applies. */
     write_file(path, "CREATE TABLE broken (v int);\n", "w");
     SL_REQUIRE(migrate(pg, dir, false, &res, &err) == 0);
     SL_CHECK_INT(res.applied, 1);
-    SL_CHECK_INT(res.version, 6);
+    SL_CHECK_INT(res.version, 7);
     remove_dir(dir);
     sl_pg_destroy(pg);
 }
@@ -227,20 +227,20 @@ SL_TEST(out_of_order_newer_database_and_bad_names_are_refused)
     struct sl_err err;
     struct sl_pg_migrate_result res;
     copy_migrations(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/0006_later.sql", dir);
+    snprintf(path, sizeof(path), "%s/0007_later.sql", dir);
     write_file(path, "CREATE TABLE later (v int);\n", "w");
     SL_REQUIRE(migrate(pg, dir, false, &res, &err) == 0);
-    snprintf(path, sizeof(path), "%s/0005_between.sql", dir);
+    snprintf(path, sizeof(path), "%s/0006_between.sql", dir);
     write_file(path, "CREATE TABLE between_ (v int);\n", "w");
     SL_CHECK(migrate(pg, dir, false, &res, &err) == -1);
     SL_CHECK_INT(err.code, SL_ERR_CONFIG);
-    SL_CHECK_CONTAINS(err.msg, "0005_between.sql is not applied but the later 0006 is");
+    SL_CHECK_CONTAINS(err.msg, "0006_between.sql is not applied but the later 0007 is");
     SL_REQUIRE(remove(path) == 0);
-    /* The database has 0006; a directory without it is an older sluicectl. */
-    snprintf(path, sizeof(path), "%s/0006_later.sql", dir);
+    /* The database has 0007; a directory without it is an older sluicectl. */
+    snprintf(path, sizeof(path), "%s/0007_later.sql", dir);
     SL_REQUIRE(remove(path) == 0);
     SL_CHECK(migrate(pg, dir, false, &res, &err) == -1);
-    SL_CHECK_CONTAINS(err.msg, "the database has migration 0006_later");
+    SL_CHECK_CONTAINS(err.msg, "the database has migration 0007_later");
     snprintf(path, sizeof(path), "%s/5_oops.sql", dir);
     write_file(path, "SELECT 1;\n", "w");
     SL_CHECK(migrate(pg, dir, false, &res, &err) == -1);

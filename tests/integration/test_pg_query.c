@@ -404,7 +404,7 @@ SL_TEST(reconcile_hourly_counts)
                  " ('2024-08-01T02:00:00Z', 'stripe', 'crm', 4, 4, 0, 0, 0, 0, 0, NULL, NULL)");
     json_t *rows = NULL;
     SL_REQUIRE(sl_pg_reconcile_hourly(pg, "2024-08-01T00:00:00Z", "2024-08-01T02:00:00Z", NULL,
-                                      &rows, &err) == 0);
+                                      NULL, &rows, &err) == 0);
     SL_REQUIRE(json_array_size(rows) == 3);
     json_t *r0 = json_array_get(rows, 0), *r2 = json_array_get(rows, 2);
     SL_CHECK_STR(str(r0, "hour"), "2024-08-01T00:00:00+00:00");
@@ -419,8 +419,8 @@ SL_TEST(reconcile_hourly_counts)
     SL_CHECK_INT(num(r2, "unexplained"), 1);
     SL_CHECK_STR(str(r2, "explanation"), "1 record missing from sluice.outcomes");
     json_decref(rows);
-    SL_REQUIRE(sl_pg_reconcile_hourly(pg, "2024-08-01T00:00:00Z", NULL, "stripe", &rows, &err) ==
-               0);
+    SL_REQUIRE(
+        sl_pg_reconcile_hourly(pg, "2024-08-01T00:00:00Z", NULL, "stripe", NULL, &rows, &err) == 0);
     SL_CHECK_INT(json_array_size(rows), 3);
     json_decref(rows);
     /* An hour must be a whole hour. */

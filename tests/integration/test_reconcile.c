@@ -6,7 +6,10 @@
  * <prefix>deliver.<notify destination>; events with every known fate give exact hourly counts
  * with nothing unexplained, and `sluicectl reconcile report --json` agrees; the same records
  * again, a restart and a second replica running at once double nothing; a lost state shows as
- * unexplained with its explanation; bad report input is refused with exit 2. */
+ * unexplained with its explanation; bad report input is refused with exit 2. As the lag
+ * exporter: with validate not running, the validate group's sluice_consumer_lag on reconcile's
+ * /metrics rises as events are produced, with the oldest one's age; once a validate consumes
+ * them, both fall to 0. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +35,7 @@
     "  crm: { url: \"http://127.0.0.1:9/crm\" }\n"                                                 \
     "  warehouse: { url: \"http://127.0.0.1:9/warehouse\" }\n"                                     \
     "  ops: { url: \"http://127.0.0.1:9/ops\" }\n"                                                 \
-    "reconcile:\n  interval: 1s\n  deadline: %s\n  overlap: 5s\n"                                  \
+    "reconcile:\n  interval: 1s\n  deadline: %s\n  overlap: 5s\n  lag_interval: 1s\n"              \
     "  alerts: { destination: ops, dlq_growth: %d }\n"
 
 struct rec_test {
@@ -559,6 +562,62 @@ SL_TEST(an_opened_circuit_alerts_once)
     SL_CHECK_INT(alerts(&t, 1, payload, sizeof(payload), type, source), 1);
     SL_CHECK_INT(sl_testenv_stop(rec, SIGTERM, 30000), 0);
     SL_CHECK_INT(sl_testenv_stop(audit_pid, SIGTERM, 30000), 0);
+    sink_teardown(&t.r);
+}
+
+/* The sum over the 3 partitions of <prefix>ingress of the validate group's series `name` on
+ * reconcile's /metrics (-1 while one is missing). */
+static double validate_lag(const struct rec_test *t, const char *name)
+{
+    double sum = 0;
+    for (int p = 0; p < 3; p++) {
+        char series[1024];
+        snprintf(series, sizeof(series),
+                 "%s{stage=\"validate\",group=\"%svalidate\",topic=\"%s\",partition=\"%d\","
+                 "destination=\"\"}",
+                 name, t->r.prefix, t->r.topic_ingress, p);
+        double v = sink_metric(t->admin_port, series);
+        if (v < 0)
+            return -1;
+        sum += v;
+    }
+    return sum;
+}
+
+/* Polls validate_lag() until it is `want`; returns the last value. */
+static double wait_validate_lag(const struct rec_test *t, double want)
+{
+    double v = validate_lag(t, "sluice_consumer_lag");
+    for (int waited = 0; v != want && waited < WAIT_MS; waited += 100) {
+        usleep(100000);
+        v = validate_lag(t, "sluice_consumer_lag");
+    }
+    return v;
+}
+
+SL_TEST(lag_of_a_stopped_stage_rises_and_falls_once_it_consumes)
+{
+    struct rec_test t;
+    setup(&t, "lag", "1h", 1000);
+    pid_t rec = start_reconcile(&t, "reconcile-lag.log");
+    sl_testenv_produce_ingress(t.r.topic_ingress, SOURCE, "lag-a-", "lag-a-", 0, 10);
+    SL_CHECK(wait_validate_lag(&t, 10) == 10);
+    sl_testenv_produce_ingress(t.r.topic_ingress, SOURCE, "lag-b-", "lag-b-", 0, 10);
+    SL_CHECK(wait_validate_lag(&t, 20) == 20);
+    /* The records are older than zero by the time they are read. */
+    SL_CHECK(validate_lag(&t, "sluice_consumer_lag_seconds") > 0);
+
+    /* A validate (the pass-through tool in its group) consumes them. */
+    char admin[64];
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", sl_testenv_free_port());
+    const char *args[] = {"--config", t.r.config, "--admin-listen", admin, NULL};
+    setenv("SLUICE_PASSTHROUGH_AS", "validate", 1);
+    pid_t stage = sl_testenv_spawn("sluice-passthrough", args, "passthrough-lag.log");
+    unsetenv("SLUICE_PASSTHROUGH_AS");
+    SL_CHECK(wait_validate_lag(&t, 0) == 0);
+    SL_CHECK(validate_lag(&t, "sluice_consumer_lag_seconds") == 0);
+    SL_CHECK_INT(sl_testenv_stop(stage, SIGTERM, 30000), 0);
+    SL_CHECK_INT(sl_testenv_stop(rec, SIGTERM, 30000), 0);
     sink_teardown(&t.r);
 }
 

@@ -64,7 +64,7 @@ static void check_binary(const char *name, const char *config, const struct serv
     SL_CHECK_CONTAINS(metrics, c->gauge);
     /* Stopped once its partition is assigned: librdkafka 2.0's sticky assignor can abort a
      * consumer closed before its first assignment. */
-    for (int i = 0; i < 600 && !strstr(metrics, "sluice_consumer_lag{"); i++) {
+    for (int i = 0; i < 600 && !strstr(metrics, "sluice_replica_lag{"); i++) {
         usleep(100000);
         sl_testenv_http_get(port, "/metrics", metrics, METRICS_MAX);
     }

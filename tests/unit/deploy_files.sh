@@ -159,6 +159,11 @@ for s in stages:
         err(f"Dockerfile: stage binary sluice-{s} is not shipped in the image")
 if "sluicectl" not in copied:
     err("Dockerfile: sluicectl is not shipped in the image")
+# The image says its licence, the one of the LICENSE file at the root.
+if not read("LICENSE").lstrip().startswith("Apache License\n                           Version 2.0"):
+    err("LICENSE: not the Apache License 2.0 text")
+if not re.search(r'org\.opencontainers\.image\.licenses="Apache-2\.0"', code):
+    err("Dockerfile: no org.opencontainers.image.licenses=\"Apache-2.0\" label")
 expose = set()
 for line in code.splitlines():
     if line.strip().startswith("EXPOSE"):
@@ -364,7 +369,7 @@ copy_tree() {
     rm -rf "$work/tree"
     mkdir -p "$work/tree"
     (cd "$SLUICE_SOURCE_DIR" && tar cf - --exclude='build*' CMakeLists.txt common conf ingress \
-        workers cli tests/CMakeLists.txt tests/tools deploy/docker deploy/prometheus \
+        workers cli LICENSE tests/CMakeLists.txt tests/tools deploy/docker deploy/prometheus \
         deploy/grafana deploy/examples deploy/local/install-deps.sh helm) | tar xf - -C "$work/tree"
 }
 # must_catch NAME FILE OLD NEW EXPECTED: replaces OLD (which must be there) by NEW in FILE of a
@@ -393,6 +398,8 @@ must_catch unknown_metric deploy/prometheus/alerts.yml \
 must_catch bucket_of_counter deploy/grafana/sluice.json \
     "sluice_ingress_request_seconds_bucket" "sluice_ingress_requests_total_bucket" \
     "metric sluice_ingress_requests_total_bucket is not registered"
+must_catch license_label deploy/docker/Dockerfile 'licenses="Apache-2.0"' 'licenses="MIT"' \
+    'no org.opencontainers.image.licenses="Apache-2.0" label'
 must_catch yaml_syntax deploy/prometheus/prometheus.yml "scrape_configs:" "scrape_configs: [" \
     "prometheus.yml: YAML does not parse"
 must_catch unknown_binary deploy/docker/compose.yaml \

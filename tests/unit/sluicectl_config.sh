@@ -42,6 +42,27 @@ check_bad missing_canonical 'transforms:\n  - name: t\n    jq: .\n    schema: no
     "4: transforms[0].schema: cannot load the schema: "
 check_bad bad_route_when 'destinations:\n  d: { url: "http://127.0.0.1:9/" }\nroutes:\n  - name: r\n    when: ".a =="\n    to: d\n' \
     "4: routes[0]: expression 'r': syntax error"
+# Admission control, shedding and the lag exporter's keys.
+check_bad bad_max_lag 'ingress:\n  admission: { max_lag: -1 }\n' \
+    "2: ingress.admission.max_lag: '-1' is out of range [0, 1000000000000]"
+check_bad bad_retry_after 'ingress:\n  admission: { max_lag: 10, retry_after: 0s }\n' \
+    "2: ingress.admission.retry_after: '0s' is out of range [1000, 3600000] ms"
+check_bad bad_shed 'sources:\n  s:\n    verify: { scheme: none }\n    shed: maybe\n' \
+    "4: sources.s.shed: expected true or false, got 'maybe'"
+check_bad bad_lag_interval 'reconcile:\n  lag_interval: 10ms\n' \
+    "2: reconcile.lag_interval: '10ms' is out of range [1000, 3600000] ms"
+# A Redis URL no binary can use is refused here too, as sl_redis_new() refuses it: no TLS.
+check_bad rediss 'redis:\n  url: "rediss://cache.example:6380/0"\n' \
+    "2: redis.url: redis url: rediss:// (TLS) is not supported"
+printf 'kafka: { partitions: 1 }\n' > "$work/plain.yaml"
+set +e
+SLUICE_REDIS_URL=rediss://cache.example:6380 "$ctl" config check "$work/plain.yaml" > /dev/null \
+    2> "$work/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "SLUICE_REDIS_URL: redis url: rediss:// (TLS) is not supported" "$work/err" ||
+    { cat "$work/err"; fail "rediss:// from the environment: exit $rc"; }
+passed=$((passed + 1))
 # The record size chain: a body the ingress accepts must fit in a Kafka record.
 check_bad body_over_message 'ingress:\n  listen: "127.0.0.1:0"\n  max_body_bytes: 4MiB\n' \
     "3: ingress.max_body_bytes: ingress.max_body_bytes (4194304) plus 32768 bytes for the record's key and headers exceed kafka.max_message_bytes (2097152)"

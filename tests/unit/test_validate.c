@@ -185,6 +185,8 @@ SL_TEST(schema_selection_by_type_fallback_and_require_schema)
     SL_CHECK(json_is_null(json_object_get(sl_emit_detail(st.out), "schema")));
     SL_CHECK_CONTAINS(detail_str(&st, "note"), "unvalidated");
     SL_CHECK_STR(detail_str(&st, "dedup"), "off");
+    /* The source's own id is in the audit detail, for a search by it. */
+    SL_CHECK_STR(detail_str(&st, "idempotency_key"), "k");
     SL_CHECK_INT(sl_emit_count(st.out), 1);
     /* ... but still well-formed JSON. */
     SL_CHECK_INT(run(&st, "open", "anything", "k", "{\"free\":"), SL_REJECT);

@@ -20,6 +20,7 @@
 #include "dest.h"
 #include "http.h"
 #include "keyq.h"
+#include "pause.h"
 #include "retry.h"
 #include "signer.h"
 #include "template.h"
@@ -154,13 +155,16 @@ struct dest {
     long long token_wait_until, hold_until, hold_checked;
     long long wake_ms; /* when dispatch can move again after a time-based block */
     /* "<key prefix>deliver.<name>", then ":bucket", ":hold", ":ledger:<scoped id>" */
-    char key_base[DEST_KEY_MAX], bucket_key[DEST_KEY_MAX + 16], hold_key[DEST_KEY_MAX + 16];
+    char key_base[DEST_KEY_MAX], bucket_key[DEST_KEY_MAX + 16], hold_key[DEST_KEY_MAX + 16],
+        paused_key[DEST_KEY_MAX + 16];
+    bool paused;  /* an operator's pause (pause.h), as last read */
     char auth_ok; /* the last token fetch worked (readiness) */
     dlv_http_req_t *token_req;
     struct dlv_auth_fetch fetch; /* the running token request's parts */
     sl_series_t *m_attempts[8], *m_latency, *m_delivered, *m_dead, *m_already, *m_retrying,
         *m_in_flight, *m_held, *m_oldest, *m_circuit, *m_opened, *m_half_open, *m_closed,
-        *m_token_waits, *m_token_wait_s, *m_holds, *m_tokens_ok, *m_tokens_failed, *m_assigned;
+        *m_token_waits, *m_token_wait_s, *m_holds, *m_tokens_ok, *m_tokens_failed, *m_assigned,
+        *m_paused;
 };
 
 enum attempt_class { AC_2XX, AC_3XX, AC_4XX, AC_429, AC_5XX, AC_TIMEOUT, AC_CONNECT, AC_ERROR };
@@ -1268,8 +1272,8 @@ static long long take_tokens(struct dest *d, long long want, long long now)
     return 0;
 }
 
-/* The fleet-wide hold (after a 429 anywhere): re-read every DLV_HOLD_POLL_MS. False when
- * sending must wait. */
+/* The fleet-wide hold (after a 429 anywhere) and an operator's pause (pause.h): re-read every
+ * DLV_HOLD_POLL_MS. False when sending must wait. */
 static bool hold_over(struct dest *d, long long now)
 {
     dlv_engine_t *e = d->e;
@@ -1280,18 +1284,30 @@ static bool hold_over(struct dest *d, long long now)
             return false;
         }
         long long remaining = 0;
-        if (sl_redis_hold_get(e->redis, d->hold_key, &remaining, &err) != 0) {
+        json_t *paused = NULL;
+        if (sl_redis_hold_get(e->redis, d->hold_key, &remaining, &err) != 0 ||
+            dlv_pause_get(e->redis, d->paused_key, &paused, &err) != 0) {
             redis_failed(e, &err);
             wake_at(d, e->redis_retry_at);
             return false;
         }
         redis_worked(e);
         d->hold_checked = now;
+        if ((paused != NULL) != d->paused)
+            sl_log(SL_LOG_INFO, NULL, "%s: %s by an operator", d->conf.name,
+                   paused ? "paused" : "resumed");
+        d->paused = paused != NULL;
+        sl_series_set(d->m_paused, d->paused);
+        json_decref(paused);
         /* Redis counted `remaining` from when it answered, which is after `now` (taken at the
          * start of the loop turn): measure from the answer, so the hold never ends early. */
         long long answered = mono_ms();
         if (remaining > 0 && answered + remaining > d->hold_until)
             d->hold_until = answered + remaining;
+    }
+    if (d->paused) {
+        wake_at(d, d->hold_checked + DLV_HOLD_POLL_MS); /* to see the resume */
+        return false;
     }
     if (now < d->hold_until) {
         wake_at(d, d->hold_until);
@@ -1547,6 +1563,8 @@ static int dest_init(dlv_engine_t *e, struct dest *d, const char *name, struct s
     snprintf(d->key_base, sizeof(d->key_base), "%sdeliver.%s", e->key_prefix, name);
     snprintf(d->bucket_key, sizeof(d->bucket_key), "%s:bucket", d->key_base);
     snprintf(d->hold_key, sizeof(d->hold_key), "%s:hold", d->key_base);
+    if (dlv_pause_key(e->key_prefix, name, d->paused_key, sizeof(d->paused_key)) != 0)
+        return sl_err_set(err, SL_ERR_CONFIG, "%s: the Redis key prefix is too long", name);
 
     sl_metrics_t *m = e->o.metrics;
     const char *const dl[] = {"destination", NULL};
@@ -1603,6 +1621,12 @@ static int dest_init(dlv_engine_t *e, struct dest *d, const char *name, struct s
     d->m_holds = sl_metric_series(sl_metrics_counter(m, "sluice_deliver_holds_total",
                                                      "Fleet-wide holds set after a 429.", dl),
                                   v);
+    d->m_paused = sl_metric_series(
+        sl_metrics_gauge(m, "sluice_deliver_paused",
+                         "1 while an operator has paused the destination (sluice-admin), as last "
+                         "read with the hold.",
+                         dl),
+        v);
     sl_metric_t *tokens = sl_metrics_counter(m, "sluice_deliver_token_requests_total",
                                              "OAuth2 token requests, by result.",
                                              (const char *const[]){"destination", "result", NULL});
@@ -1641,9 +1665,11 @@ dlv_engine_t *dlv_engine_new(const struct dlv_engine_opts *o, struct sl_err *err
         sl_err_set(err, SL_ERR_CONFIG, "topic prefix too long");
         goto fail;
     }
-    e->m_lag = sl_metrics_gauge(o->metrics, "sluice_consumer_lag",
-                                "Records after the committed offset, up to the last stable "
-                                "offset.",
+    /* This replica's view; the group's lag is sluice_consumer_lag (sl_lagwatch.h). */
+    e->m_lag = sl_metrics_gauge(o->metrics, "sluice_replica_lag",
+                                "Records after the committed offset on the partitions this "
+                                "replica owns, up to the last stable offset, as this replica "
+                                "sees them.",
                                 (const char *const[]){"stage", "topic", "partition", NULL});
     e->m_redis_errors = sl_metric_series(
         sl_metrics_counter(o->metrics, "sluice_deliver_redis_errors_total",

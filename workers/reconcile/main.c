@@ -4,6 +4,10 @@
  * reads the audit trail rather than <prefix>outcomes), it only reads and writes PostgreSQL
  * and produces alert events.
  *
+ * It is also the pipeline's lag exporter (one per pipeline, like reconcile itself): every
+ * `reconcile.lag_interval` it reads every consumer group's lag from the broker (sl_lagwatch.h),
+ * so a stage that is down still has its lag on /metrics, rising.
+ *
  * --config FILE (or SLUICE_CONFIG), --admin-listen ADDR (default 127.0.0.1:9187: /metrics,
  * /healthz, /readyz: ready while the last run succeeded), --help, --version. Exit codes: 0
  * clean shutdown, 1 start-up failure, 2 usage or config error. A failed run is logged and
@@ -15,6 +19,7 @@
 
 #include "reconcile.h"
 #include "sl_admin.h"
+#include "sl_lagwatch.h"
 #include "sl_log.h"
 #include "sl_pg.h"
 #include "sl_pipeline.h"
@@ -82,13 +87,17 @@ int main(int argc, char **argv)
     sl_metrics_t *metrics = NULL;
     rec_t *rec = NULL;
     sl_admin_t *admin = NULL;
+    sl_lagwatch_t *lag = NULL;
+    static struct sl_lag_group groups[SL_LAG_MAX_GROUPS];
+    size_t n_groups;
     int rc = EXIT_USAGE;
 
     sl_log_init("reconcile", SL_LOG_INFO);
     if (!(conf = sl_pipeline_load(config, &err)) ||
         sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
         rec_settings_load(conf, &kafka, &settings, &err) != 0 ||
-        sl_pg_settings(conf, &dsn, &err) != 0) {
+        sl_pg_settings(conf, &dsn, &err) != 0 ||
+        sl_lag_groups(conf, &kafka, groups, SL_LAG_MAX_GROUPS, &n_groups, &err) != 0) {
         fprintf(stderr, "sluice-reconcile: %s\n", err.msg);
         goto out;
     }
@@ -97,7 +106,16 @@ int main(int argc, char **argv)
         SL_ERROR("start-up: %s", metrics ? err.msg : "out of memory");
         goto out;
     }
+    const struct sl_lagwatch_opts lag_opts = {
+        .kafka = &kafka,
+        .groups = groups,
+        .n_groups = n_groups,
+        .interval_ms = settings.lag_interval_ms,
+        .client_id = "sluice-reconcile-lag",
+        .metrics = metrics,
+    };
     if (!(rec = rec_new(&settings, &kafka, dsn, metrics, &err)) ||
+        !(lag = sl_lagwatch_start(&lag_opts, &err)) ||
         !(admin = sl_admin_start(admin_listen, metrics, rec_ready, rec, &err))) {
         SL_ERROR("start-up: %s", err.msg);
         goto out;
@@ -115,6 +133,7 @@ int main(int argc, char **argv)
     rc = EXIT_SUCCESS;
 out:
     sl_admin_stop(admin);
+    sl_lagwatch_stop(lag);
     rec_destroy(rec);
     sl_metrics_destroy(metrics);
     sl_conf_destroy(conf);

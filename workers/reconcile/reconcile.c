@@ -597,6 +597,8 @@ int rec_settings_load(const sl_conf_t *conf, const struct sl_kafka_settings *kaf
         sl_conf_duration_ms(conf, sec, "deadline", 3600000, 1000, 2592000000LL, &s->deadline_ms,
                             err) ||
         sl_conf_duration_ms(conf, sec, "overlap", 300000, 0, 86400000, &s->overlap_ms, err) ||
+        sl_conf_duration_ms(conf, sec, "lag_interval", 15000, 1000, 3600000, &s->lag_interval_ms,
+                            err) ||
         sl_conf_int(conf, alerts, "dlq_growth", 10, 0, 1000000000, &s->dlq_growth, err) ||
         sl_conf_str(conf, alerts, "destination", NULL, &dest, err))
         return -1;

@@ -81,6 +81,7 @@
 /* The `reconcile` section. `alert_topic` is "" when alerts are off. */
 struct rec_settings {
     long long interval_ms, deadline_ms, overlap_ms, dlq_growth;
+    long long lag_interval_ms; /* the lag exporter's (main.c) */
     char alert_destination[128];
     char alert_topic[SL_TOPIC_NAME_MAX];
 };

@@ -408,6 +408,10 @@ static enum sl_verdict dedup(struct validate *v, const struct source *s, const s
 {
     const char *idem = sl_ce_get(in->ce, SL_CE_IDEMPOTENCY_KEY);
     json_t *detail = sl_emit_detail(out);
+    /* The source's own id, in the audit trail so that an operator can find the event by it
+     * (sluice-admin's /api/v1/events?q=). */
+    if (idem && *idem)
+        json_object_set_new(detail, "idempotency_key", json_string(idem));
     if (!s->dedup || !idem || !*idem) {
         json_object_set_new(detail, "dedup", json_string(s->dedup ? "no_key" : "off"));
         return SL_PASS;
