@@ -46,6 +46,13 @@ grep -q "^STAGE .* LAG *AGE_S$" "$work/table" || fail "table header"
 [ "$(jq '[.items[] | select(.lag > 0)] | length' "$work/rows")" -gt 0 ] || fail "no partition with lag"
 jq -e 'all(.items[] | select(.lag > 0); .age_seconds >= 0)' "$work/rows" > /dev/null ||
     fail "unknown age: $(cat "$work/rows")"
+# The documented shape: every row has every key; destination is named on deliver rows only.
+"$ctl" --config "$work/pipeline.yaml" lag -o json > "$work/all"
+jq -e '.items | length > 0 and all(.[]; keys == ["age_seconds", "committed", "destination",
+    "end", "group", "lag", "partition", "stage", "topic"] and ((.stage == "deliver") ==
+    (.destination == "sink")))' "$work/all" > /dev/null || fail "lag -o json shape: $(cat "$work/all")"
+"$ctl" --config "$work/pipeline.yaml" lag -o table | grep -q "^STAGE .* LAG *AGE_S$" ||
+    fail "-o table is not the table"
 grep -q "^validate .*${prefix}validate .*${prefix}ingress" "$work/table" || fail "validate rows"
 grep -q "^deliver .*${prefix}deliver.sink .*${prefix}deliver.sink" "$work/table" || fail "deliver rows"
 

@@ -82,6 +82,8 @@ done
 head -1 "$work/completion.zsh" | grep -qx "#compdef sluicectl" || fail "completion zsh header"
 if command -v zsh > /dev/null; then
     zsh -n "$work/completion.zsh" || fail "completion zsh: not zsh"
+    zsh -f -c 'autoload -U compinit && compinit -u -d "$2/zcompdump"; . "$1"; print -r -- "${_comps[sluicectl]}"' \
+        _ "$work/completion.zsh" "$work" | grep -q "_sluicectl" || fail "completion zsh: not registered"
 fi
 expect_usage completion fish
 passed=$((passed + 1))
