@@ -201,18 +201,31 @@ static void print_command(FILE *out, const struct ctl_command *c, const char *le
     }
 }
 
-/* The commands whose first word is `group` (all of them for NULL) and the global options. */
+/* Whether `words` starts with the word `group` (NULL: every command is in it). */
+static bool in_group(const char *words, const char *group)
+{
+    size_t len = group ? strlen(group) : 0;
+    return !group || (strncmp(words, group, len) == 0 && words[len] == ' ');
+}
+
+/* The commands of `group` (all of them for NULL) and the global options. */
 static void print_usage(FILE *out, const char *group)
 {
     fprintf(out,
             "usage: sluicectl [--config FILE] [--timeout DURATION] COMMAND ...\n\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        size_t len = group ? strlen(group) : 0;
-        if (!group || (strncmp(commands[i].words, group, len) == 0 &&
-                       (commands[i].words[len] == ' ' || commands[i].words[len] == '\0')))
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (in_group(commands[i].words, group))
             print_command(out, &commands[i], "  ");
-    }
     fprintf(out, "\n%s", global_usage);
+}
+
+/* Whether some command's first word is `word` and a second word follows it ("dlq"). */
+static bool is_group(const char *word)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (in_group(commands[i].words, word))
+            return true;
+    return false;
 }
 
 static int cmd_completion(const char *config, int argc, char **argv)
@@ -295,7 +308,12 @@ int main(int argc, char **argv)
     if (!c) {
         /* A group's word alone ("dlq") or with --help: its commands. */
         bool help = nargs > 0 && wants_help(nargs - 1, args + 1);
-        print_usage(help ? stdout : stderr, nargs > 0 ? args[0] : NULL);
+        bool group = nargs > 0 && is_group(args[0]);
+        if (!help && group && nargs > 1)
+            fprintf(stderr, "sluicectl %s: unknown subcommand '%s'\n", args[0], args[1]);
+        else if (!help && nargs > 0 && !group)
+            fprintf(stderr, "sluicectl: unknown command '%s'\n", args[0]);
+        print_usage(help ? stdout : stderr, group ? args[0] : NULL);
         return help ? EXIT_SUCCESS : EXIT_USAGE;
     }
     if (wants_help(nargs - used, args + used)) {

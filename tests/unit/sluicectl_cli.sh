@@ -37,6 +37,14 @@ set +e
 "$ctl" dlq > /dev/null 2> "$work/err"; rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q "^  dlq list" "$work/err" || fail "dlq alone: exit $rc"
+set +e
+"$ctl" dlq lsit > /dev/null 2> "$work/err"; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "^sluicectl dlq: unknown subcommand 'lsit'" "$work/err" || fail "dlq lsit: exit $rc"
+set +e
+"$ctl" lga > /dev/null 2> "$work/err"; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "^sluicectl: unknown command 'lga'" "$work/err" || fail "lga: exit $rc"
 passed=$((passed + 1))
 
 # ---- output formats and global options ----
