@@ -677,24 +677,57 @@ struct route {
     const char *pattern[SEGMENTS_MAX + 1]; /* segments; "*" matches any; NULL ends */
     enum adm_role role;
     unsigned int (*fn)(struct call *c, json_t **doc);
+    const char *params; /* the query parameters it takes, each followed by a space */
 };
 
+#define LIST_PARAMS "limit cursor "
+#define TIME_PARAMS "since until "
+
 static const struct route routes[] = {
-    {"GET", {"whoami"}, ADM_ROLE_VIEWER, whoami},
-    {"GET", {"events"}, ADM_ROLE_VIEWER, events_list},
-    {"GET", {"events", "*"}, ADM_ROLE_VIEWER, event_show},
-    {"GET", {"dead-letters"}, ADM_ROLE_VIEWER, dead_letters_list},
-    {"GET", {"dead-letters", "*"}, ADM_ROLE_VIEWER, dead_letter_show},
-    {"GET", {"reconcile", "hourly"}, ADM_ROLE_VIEWER, reconcile_hourly},
-    {"GET", {"reconcile", "stuck"}, ADM_ROLE_VIEWER, reconcile_stuck},
-    {"GET", {"actions"}, ADM_ROLE_VIEWER, actions_list},
-    {"GET", {"overview"}, ADM_ROLE_VIEWER, overview},
-    {"POST", {"dead-letters", "replay"}, ADM_ROLE_OPERATOR, dead_letters_replay},
-    {"POST", {"dead-letters", "*", "replay"}, ADM_ROLE_OPERATOR, dead_letter_replay},
-    {"POST", {"dead-letters", "*", "discard"}, ADM_ROLE_OPERATOR, dead_letter_discard},
-    {"POST", {"destinations", "*", "pause"}, ADM_ROLE_OPERATOR, destination_pause_on},
-    {"POST", {"destinations", "*", "resume"}, ADM_ROLE_OPERATOR, destination_resume},
+    {"GET", {"whoami"}, ADM_ROLE_VIEWER, whoami, ""},
+    {"GET",
+     {"events"},
+     ADM_ROLE_VIEWER,
+     events_list,
+     "source type state destination q " TIME_PARAMS LIST_PARAMS},
+    {"GET", {"events", "*"}, ADM_ROLE_VIEWER, event_show, ""},
+    {"GET",
+     {"dead-letters"},
+     ADM_ROLE_VIEWER,
+     dead_letters_list,
+     "source stage status destination " TIME_PARAMS LIST_PARAMS},
+    {"GET", {"dead-letters", "*"}, ADM_ROLE_VIEWER, dead_letter_show, ""},
+    {"GET",
+     {"reconcile", "hourly"},
+     ADM_ROLE_VIEWER,
+     reconcile_hourly,
+     "source destination " TIME_PARAMS},
+    {"GET", {"reconcile", "stuck"}, ADM_ROLE_VIEWER, reconcile_stuck, LIST_PARAMS},
+    {"GET", {"actions"}, ADM_ROLE_VIEWER, actions_list, LIST_PARAMS},
+    {"GET", {"overview"}, ADM_ROLE_VIEWER, overview, ""},
+    {"POST", {"dead-letters", "replay"}, ADM_ROLE_OPERATOR, dead_letters_replay, ""},
+    {"POST", {"dead-letters", "*", "replay"}, ADM_ROLE_OPERATOR, dead_letter_replay, ""},
+    {"POST", {"dead-letters", "*", "discard"}, ADM_ROLE_OPERATOR, dead_letter_discard, ""},
+    {"POST", {"destinations", "*", "pause"}, ADM_ROLE_OPERATOR, destination_pause_on, ""},
+    {"POST", {"destinations", "*", "resume"}, ADM_ROLE_OPERATOR, destination_resume, ""},
 };
+
+/* The first query parameter that `params` does not list, kept in `unknown`. */
+struct param_check {
+    const char *params;
+    char unknown[SEGMENT_MAX + 1];
+};
+
+static bool known_param(void *ctx, const char *name)
+{
+    struct param_check *pc = ctx;
+    size_t n = strlen(name);
+    for (const char *p = pc->params; *p; p += strcspn(p, " ") + 1)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            return true;
+    snprintf(pc->unknown, sizeof(pc->unknown), "%s", name);
+    return false;
+}
 
 static bool matches(const struct route *r, const struct call *c)
 {
@@ -725,6 +758,12 @@ unsigned int adm_api_handle(adm_api_t *api, const struct adm_request *req, json_
                                      adm_role_name(req->who->role));
                 return 403;
             }
+            struct param_check pc = {.params = r->params};
+            req->each_arg(req->opaque, known_param, &pc);
+            if (pc.unknown[0]) {
+                status = bad_param(doc, pc.unknown, "not a parameter of this call");
+                goto out;
+            }
             status = r->fn(&c, doc);
             goto out;
         }
@@ -738,6 +777,19 @@ out:
         *doc = adm_api_error(500, "out of memory");
     }
     return status;
+}
+
+bool adm_api_ready(void *opaque, char *why, size_t why_size)
+{
+    adm_api_t *api = opaque;
+    struct sl_err err;
+    const struct sl_pg_opts opts = {.application_name = "sluice-admin", .connect_timeout_s = 2};
+    sl_pg_t *pg = sl_pg_new(api->dsn, &opts, &err);
+    bool ok = pg && sl_pg_connect(pg, &err) == 0;
+    if (!ok)
+        snprintf(why, why_size, "%s", err.msg);
+    sl_pg_destroy(pg);
+    return ok;
 }
 
 adm_api_t *adm_api_new(const sl_conf_t *conf, struct sl_err *err)

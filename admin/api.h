@@ -10,6 +10,7 @@
 #define ADM_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth.h"
@@ -25,6 +26,8 @@ struct adm_request {
     const char *path; /* starts with ADM_API_PREFIX */
     /* A query parameter's value, or NULL when absent. */
     const char *(*arg)(void *opaque, const char *name);
+    /* Calls `cb` with the name of every query parameter until it returns false. */
+    void (*each_arg)(void *opaque, bool (*cb)(void *ctx, const char *name), void *ctx);
     void *opaque;
     const char *body; /* NUL-terminated; "" when there is none */
     const struct adm_identity *who;
@@ -39,6 +42,10 @@ void adm_api_destroy(adm_api_t *api);
 /* Answers `req`: the HTTP status, and in *doc (owned by the caller) the answer or the error
  * document {"error": {"code", "message"}}. Thread-safe. */
 unsigned int adm_api_handle(adm_api_t *api, const struct adm_request *req, json_t **doc);
+
+/* Readiness (sl_admin_ready_cb): false with the reason while PostgreSQL, which every read
+ * needs, cannot be reached. */
+bool adm_api_ready(void *api, char *why, size_t why_size);
 
 /* The error document of `status` (400, 401, 403, 404, 405, 409, 413, 500, 503) and a message. */
 json_t *adm_api_error(unsigned int status, const char *fmt, ...)

@@ -71,6 +71,24 @@ static const char *arg(void *opaque, const char *name)
     return MHD_lookup_connection_value(opaque, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct each {
+    bool (*cb)(void *ctx, const char *name);
+    void *ctx;
+};
+
+static enum MHD_Result each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    struct each *e = cls;
+    return e->cb(e->ctx, key) ? MHD_YES : MHD_NO;
+}
+
+static void each_arg(void *opaque, bool (*cb)(void *ctx, const char *name), void *ctx)
+{
+    struct each e = {cb, ctx};
+    MHD_get_connection_values(opaque, MHD_GET_ARGUMENT_KIND, each_one, &e);
+}
+
 static void remote_of(struct MHD_Connection *conn, char *buf, size_t size)
 {
     const union MHD_ConnectionInfo *info =
@@ -153,6 +171,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         .method = method,
         .path = url,
         .arg = arg,
+        .each_arg = each_arg,
         .opaque = conn,
         .body = r->body ? r->body : "",
         .who = who,
@@ -190,7 +209,7 @@ adm_http_t *adm_http_start(const char *listen, unsigned int threads, adm_api_t *
         .headers = security_headers,
         .threads = threads,
     };
-    if (!(http->admin = sl_admin_start_app(listen, metrics, NULL, NULL, &app, err))) {
+    if (!(http->admin = sl_admin_start_app(listen, metrics, adm_api_ready, api, NULL, &app, err))) {
         free(http);
         return NULL;
     }

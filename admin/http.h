@@ -1,7 +1,9 @@
 /*
  * http: sluice-admin's HTTP side on the shared admin listener (sl_admin_start_app): the
  * security headers on every response, the bearer token, the console's assets, and the /api/v1/
- * requests handed to api.c with their body (at most ADM_HTTP_BODY_MAX bytes).
+ * requests handed to api.c with their body (at most ADM_HTTP_BODY_MAX bytes). /readyz is
+ * adm_api_ready; /healthz has no loop of its own to watch (libmicrohttpd's threads answer
+ * every request), so it is 200 while it serves.
  */
 #ifndef ADM_HTTP_H
 #define ADM_HTTP_H

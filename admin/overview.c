@@ -193,8 +193,24 @@ static void counters(const char *name, const adm_prom_t *m, double *in, double *
     }
 }
 
-/* One stage's entry; *deliver_metrics keeps deliver's samples for the destinations. */
-static json_t *scrape_stage(adm_overview_t *o, struct stage *s, adm_prom_t **deliver_metrics)
+/* The lag of stage `name`: its consumer groups' lag as sluice-reconcile reads it from the broker
+ * (sluice_consumer_lag{stage}, sl_lagwatch: it counts on while the stage is down), else the
+ * stage's own view of its partitions (sluice_replica_lag). `broker` (reconcile's samples) and
+ * `own` may be NULL. */
+static json_t *stage_lag(const char *name, const adm_prom_t *broker, const adm_prom_t *own)
+{
+    bool found = false;
+    double lag = broker ? adm_prom_sum(broker, "sluice_consumer_lag",
+                                       (const char *const[]){"stage", name, NULL}, &found)
+                        : 0;
+    if (!found && own)
+        lag = adm_prom_sum(own, "sluice_replica_lag", NULL, &found);
+    return found ? json_integer((json_int_t)lag) : json_null();
+}
+
+/* One stage's entry (its lag is set once every stage was scraped); *metrics: its samples, or
+ * NULL (the caller destroys them). */
+static json_t *scrape_stage(adm_overview_t *o, struct stage *s, adm_prom_t **metrics)
 {
     char why[512] = "", *text = NULL;
     json_t *e =
@@ -218,11 +234,8 @@ static json_t *scrape_stage(adm_overview_t *o, struct stage *s, adm_prom_t **del
     if (status && fetch(s->addr, "/metrics", &text, why, sizeof(why)) == 200 && text &&
         (m = adm_prom_parse(text))) {
         double in, out, errors, at = now_s();
-        bool has_lag;
         counters(s->name, m, &in, &out, &errors);
-        double lag = adm_prom_sum(m, "sluice_consumer_lag", NULL, &has_lag);
         json_object_set_new(e, "errors", json_integer((json_int_t)errors));
-        json_object_set_new(e, "lag", has_lag ? json_integer((json_int_t)lag) : json_null());
         pthread_mutex_lock(&o->lock);
         /* A restarted process starts its counters again: no rate across it. */
         if (s->have_prev && at > s->prev_at && in >= s->prev_in && out >= s->prev_out) {
@@ -238,10 +251,7 @@ static json_t *scrape_stage(adm_overview_t *o, struct stage *s, adm_prom_t **del
     free(text);
     if (why[0])
         json_object_set_new(e, "reason", json_string(why));
-    if (m && strcmp(s->name, "deliver") == 0)
-        *deliver_metrics = m;
-    else
-        adm_prom_destroy(m);
+    *metrics = m;
     return e;
 }
 
@@ -301,15 +311,23 @@ int adm_overview_build(adm_overview_t *o, sl_pg_t *pg, sl_redis_t *redis, const 
                        json_t **doc)
 {
     struct sl_err err;
-    adm_prom_t *deliver = NULL;
+    adm_prom_t *metrics[ADM_OVERVIEW_STAGES_MAX] = {NULL}, *deliver = NULL, *reconcile = NULL;
     json_t *books = NULL, *unavailable = json_object();
     json_t *stages = json_array(), *dests = json_array();
     bool redis_down = false;
     *doc = NULL;
     if (!stages || !dests || !unavailable)
         goto out;
+    for (size_t i = 0; i < o->n; i++) {
+        json_array_append_new(stages, scrape_stage(o, &o->stages[i], &metrics[i]));
+        if (strcmp(o->stages[i].name, "deliver") == 0)
+            deliver = metrics[i];
+        else if (strcmp(o->stages[i].name, "reconcile") == 0)
+            reconcile = metrics[i];
+    }
     for (size_t i = 0; i < o->n; i++)
-        json_array_append_new(stages, scrape_stage(o, &o->stages[i], &deliver));
+        json_object_set_new(json_array_get(stages, i), "lag",
+                            stage_lag(o->stages[i].name, reconcile, metrics[i]));
     const sl_conf_node_t *map = sl_conf_get(sl_conf_root(o->conf), "destinations");
     for (size_t i = 0; i < sl_conf_count(map); i++)
         json_array_append_new(
@@ -326,7 +344,8 @@ int adm_overview_build(adm_overview_t *o, sl_pg_t *pg, sl_redis_t *redis, const 
                      books ? json_object_get(books, "today") : json_null(), "unavailable",
                      unavailable);
 out:
-    adm_prom_destroy(deliver);
+    for (size_t i = 0; i < o->n; i++)
+        adm_prom_destroy(metrics[i]);
     json_decref(books);
     json_decref(stages);
     json_decref(dests);

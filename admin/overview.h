@@ -5,12 +5,13 @@
  * deadline); the addresses are admin.stages, by default each binary's default listener
  * (ingress 127.0.0.1:9180 ... reconcile 127.0.0.1:9187). Rates are per second between this
  * scrape and the previous one the overview kept (null on the first); errors and latency are
- * totals since each process started. A stage that cannot be scraped is ready: false with the
- * reason; the overview itself never fails for it. Destinations: the pipeline file's, with
- * sluice-deliver's metrics (attempts by result, success ratio, latency p50/p95 from its
- * histogram, circuit, events held) and the operator's pause from Redis. Dead letters, stuck
- * events and today's books (UTC day) come from PostgreSQL; when a dependency is down its part
- * is null and "unavailable" names it.
+ * totals since each process started. Lag is the broker's, as sluice-reconcile exports it
+ * (sluice_consumer_lag), else the stage's own view (sluice_replica_lag). A stage that cannot be
+ * scraped is ready: false with the reason; the overview itself never fails for it. Destinations:
+ * the pipeline file's, with sluice-deliver's metrics (attempts by result, success ratio, latency
+ * p50/p95 from its histogram, circuit, events held) and the operator's pause from Redis. Dead
+ * letters, stuck events and today's books (UTC day) come from PostgreSQL; when a dependency is down
+ * its part is null and "unavailable" names it.
  */
 #ifndef ADM_OVERVIEW_H
 #define ADM_OVERVIEW_H

@@ -11,6 +11,7 @@ struct sl_admin {
     sl_metrics_t *metrics;
     sl_admin_ready_cb ready;
     void *opaque;
+    sl_live_t *live;
     struct sl_admin_app app;
     int port;
 };
@@ -69,8 +70,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(admin, conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
                      len, MHD_RESPMEM_MUST_FREE);
     }
-    if (strcmp(url, "/healthz") == 0)
-        return reply_json(admin, conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+    if (strcmp(url, "/healthz") == 0) {
+        char why[192], body[sizeof(why) + 64];
+        if (sl_live_ok(admin->live, why, sizeof(why)))
+            return reply_json(admin, conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+        snprintf(body, sizeof(body), "{\"status\":\"stuck\",\"detail\":\"%s\"}", why);
+        return reply_json(admin, conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     if (strcmp(url, "/readyz") == 0) {
         /* Not ready: the reason, then the registry's notes; ready: the notes, if any. */
         char why[256] = "", notes[SL_METRICS_MAX_NOTES * (SL_METRICS_NOTE_MAX + 2)];
@@ -106,13 +112,14 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 sl_admin_t *sl_admin_start(const char *listen, sl_metrics_t *metrics, sl_admin_ready_cb ready,
-                           void *opaque, struct sl_err *err)
+                           void *opaque, sl_live_t *live, struct sl_err *err)
 {
-    return sl_admin_start_app(listen, metrics, ready, opaque, NULL, err);
+    return sl_admin_start_app(listen, metrics, ready, opaque, live, NULL, err);
 }
 
 sl_admin_t *sl_admin_start_app(const char *listen, sl_metrics_t *metrics, sl_admin_ready_cb ready,
-                               void *opaque, const struct sl_admin_app *app, struct sl_err *err)
+                               void *opaque, sl_live_t *live, const struct sl_admin_app *app,
+                               struct sl_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -128,6 +135,7 @@ sl_admin_t *sl_admin_start_app(const char *listen, sl_metrics_t *metrics, sl_adm
     admin->metrics = metrics;
     admin->ready = ready;
     admin->opaque = opaque;
+    admin->live = live;
     if (app)
         admin->app = *app;
     unsigned int threads = admin->app.threads > 1 ? admin->app.threads : 1;

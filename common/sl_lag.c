@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Pause before asking a moving group coordinator again. */
+#define LAG_RETRY_MS 200
+
 struct sl_lag {
     rd_kafka_t *rk;      /* a consumer that assign()s only: never joins its group, never commits */
     rd_kafka_queue_t *q; /* Admin API answers */
@@ -197,8 +200,20 @@ int sl_lag_read(sl_lag_t *l, const struct sl_lag_group *g, int timeout_ms,
                                                           : e));
         goto out;
     }
-    if (!(committed = sl_group_committed(l->rk, l->q, g->group, g->topic, err)))
-        goto out;
+    /* The group's coordinator can be moving (NOT_COORDINATOR right after a broker or the
+     * offsets topic starts): a retriable answer is asked again within the timeout. */
+    for (int64_t deadline = mono_ms() + timeout_ms;;) {
+        struct sl_err why = {0};
+        if ((committed = sl_group_committed(l->rk, l->q, g->group, g->topic, &why)))
+            break;
+        if (!why.retriable || mono_ms() >= deadline) {
+            if (err)
+                *err = why;
+            goto out;
+        }
+        struct timespec pause = {0, LAG_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
     for (int i = 0; i < md->topics[0].partition_cnt && *n < max; i++) {
         struct sl_lag_partition *p = &out[*n];
         p->partition = md->topics[0].partitions[i].id;

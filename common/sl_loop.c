@@ -1216,6 +1216,7 @@ int sl_loop_run(sl_loop_t *loop, struct sl_err *err)
             loop->transactional_id);
 
     while (!sl_signal_stopping() && !loop->fatal) {
+        sl_live_beat(loop->opts.live);
         long long now = now_ms();
         int timeout = 100;
         if (loop->txn_open) {

@@ -39,6 +39,7 @@
 #include "sl_conf.h"
 #include "sl_err.h"
 #include "sl_kafka.h"
+#include "sl_live.h"
 #include "sl_metrics.h"
 #include "sl_stage.h"
 
@@ -65,9 +66,10 @@ struct sl_loop_opts {
     const char *redis_url;
     int redis_timeout_ms;
     sl_metrics_t *metrics;
+    sl_live_t *live; /* beaten at every turn of the loop; may be NULL */
 };
 
-/* Defaults for everything but stage, stage_ctx, kafka and metrics. */
+/* Defaults for everything but stage, stage_ctx, kafka, metrics and live. */
 void sl_loop_opts_default(struct sl_loop_opts *opts);
 /* Overrides from the `<stage>.loop` section of the pipeline file (absent: defaults). */
 int sl_loop_opts_load(struct sl_loop_opts *opts, const sl_conf_t *conf, struct sl_err *err);

@@ -1,6 +1,7 @@
 #include "sl_pipeline.h"
 
 #include "sl_crashguard.h"
+#include "sl_live.h"
 #include "sl_loop.h"
 #include "sl_redis.h"
 
@@ -120,6 +121,7 @@ static const struct sl_conf_key ingress_keys[] = {
      "HTTP worker threads (at least 2: libmicrohttpd 0.9.75's single-thread mode stalls "
      "replies when many connections are open).",
      NULL, 2, 64},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -314,6 +316,7 @@ static const struct sl_conf_key deliver_keys[] = {
      "crashed_stage) instead of being processed again; the markers live in Redis; 0 turns the "
      "guard off.",
      NULL, 0, SL_CRASHGUARD_MAX_MAX},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -341,6 +344,7 @@ static const struct sl_conf_key validate_keys[] = {
     {"assert_formats", SL_CK_BOOL, "false",
      "Treat JSON Schema `format` (date-time, email, uri, uuid, ipv4, ...) as an assertion "
      "rather than an annotation."},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -353,6 +357,7 @@ static const struct sl_conf_key transform_stage_keys[] = {
     {"assert_formats", SL_CK_BOOL, "true",
      "Treat `format` in canonical schemas (date-time, email, ...) as an assertion: canonical "
      "models are ours, so their formats are checked."},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -364,6 +369,7 @@ static const struct sl_conf_key audit_keys[] = {
     {"event_status", SL_CK_BOOL, "true",
      "Keep event_status (each event's state per destination) up to date from the audit "
      "records."},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -372,6 +378,7 @@ static const struct sl_conf_key deadletter_keys[] = {
     {"loop", SL_CK_SECTION, NULL,
      "Batching and retry of the shared loop: one batch is one Postgres transaction.",
      sl_loop_conf_keys},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -400,6 +407,7 @@ static const struct sl_conf_key reconcile_keys[] = {
      "sluice_consumer_lag and sluice_consumer_lag_seconds on this binary's /metrics.",
      NULL, 1000, 3600000},
     {"alerts", SL_CK_SECTION, NULL, "Alert events.", reconcile_alert_keys},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 
@@ -436,6 +444,7 @@ static const struct sl_conf_key admin_keys[] = {
 static const struct sl_conf_key stage_keys[] = {
     {"loop", SL_CK_SECTION, NULL, "Batching, transactions and retry of the shared loop.",
      sl_loop_conf_keys},
+    SL_LIVE_CONF_KEY,
     {NULL},
 };
 

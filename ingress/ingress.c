@@ -1085,6 +1085,7 @@ static void *keeper_main(void *arg)
     pthread_mutex_lock(&ing->keeper_lock);
     while (!ing->keeper_stop) {
         pthread_mutex_unlock(&ing->keeper_lock);
+        sl_live_beat(ing->s.live);
         reap_slow(ing);
         drain_lingering(ing, false);
         limit_reached(ing, true);

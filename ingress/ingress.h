@@ -66,6 +66,7 @@
 #include "sl_err.h"
 #include "sl_kafka.h"
 #include "sl_lag.h"
+#include "sl_live.h"
 #include "sl_metrics.h"
 #include "source.h"
 
@@ -106,6 +107,9 @@ struct ingress_settings {
     long long admission_max_lag;
     int admission_retry_after_s;
     struct sl_lag_group admission_group; /* validate's consumer group and input topic */
+    /* Beaten at every tick of the housekeeping thread (which stalls with the request threads
+     * when they deadlock on the connection table); borrowed, may be NULL. */
+    sl_live_t *live;
 };
 
 /* The `ingress` section of a checked pipeline file, with its defaults, and validate's consumer

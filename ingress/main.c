@@ -78,20 +78,22 @@ int main(int argc, char **argv)
     sl_metrics_t *metrics = NULL;
     ingress_t *ing = NULL;
     sl_admin_t *admin = NULL;
+    sl_live_t *live = NULL;
 
     if (sl_signal_install(&err) != 0 || !(conf = sl_pipeline_load(config, &err)) ||
         sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
         ingress_settings_load(conf, &kafka, &settings, &err) != 0 ||
-        !(sources = source_set_load(conf, &err)))
+        !(live = sl_live_load(conf, "ingress", &err)) || !(sources = source_set_load(conf, &err)))
         goto fail;
     if (listen)
         settings.listen = listen;
+    settings.live = live;
     if (!(metrics = sl_metrics_new())) {
         sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (!(ing = ingress_start(&settings, &kafka, sources, metrics, &err)) ||
-        !(admin = sl_admin_start(admin_listen, metrics, ingress_ready, ing, &err)))
+        !(admin = sl_admin_start(admin_listen, metrics, ingress_ready, ing, live, &err)))
         goto fail;
     SL_INFO("listening: http %.*s:%d, admin %.*s:%d; %zu sources; topic %s; brokers %s",
             (int)(strrchr(settings.listen, ':') - settings.listen), settings.listen,
@@ -113,6 +115,7 @@ out:
     ingress_destroy(ing);
     source_set_destroy(sources);
     sl_metrics_destroy(metrics);
+    sl_live_destroy(live);
     sl_conf_destroy(conf);
     return rc;
 }

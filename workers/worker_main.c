@@ -84,13 +84,15 @@ int worker_main(int argc, char **argv, const struct sl_stage *stage)
     sl_metrics_t *metrics = NULL;
     sl_loop_t *loop = NULL;
     sl_admin_t *admin = NULL;
+    sl_live_t *live = NULL;
     void *ctx = NULL;
     bool stage_ready = false;
     int rc = EXIT_USAGE;
 
     sl_log_init(stage->name, SL_LOG_INFO);
     if (!(conf = sl_pipeline_load(config, &err)) ||
-        sl_kafka_settings_load(conf, &kafka, &err) != 0) {
+        sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
+        !(live = sl_live_load(conf, stage->name, &err))) {
         fprintf(stderr, "sluice-%s: %s\n", stage->name, err.msg);
         goto out;
     }
@@ -111,6 +113,7 @@ int worker_main(int argc, char **argv, const struct sl_stage *stage)
     opts.stage_ctx = ctx;
     opts.kafka = &kafka;
     opts.metrics = metrics;
+    opts.live = live;
     opts.instance_id = instance;
     opts.group_id = group;
     if (sl_loop_opts_load(&opts, conf, &err) != 0) {
@@ -121,7 +124,7 @@ int worker_main(int argc, char **argv, const struct sl_stage *stage)
     if (group)
         opts.group_id = group; /* the command line wins over the file */
     if (!(loop = sl_loop_new(&opts, &err)) ||
-        !(admin = sl_admin_start(admin_listen, metrics, sl_loop_ready, loop, &err))) {
+        !(admin = sl_admin_start(admin_listen, metrics, sl_loop_ready, loop, live, &err))) {
         SL_ERROR("start-up: %s", err.msg);
         goto out;
     }
@@ -138,6 +141,7 @@ out:
     if (stage_ready && stage->fini)
         stage->fini(ctx);
     sl_metrics_destroy(metrics);
+    sl_live_destroy(live);
     sl_conf_destroy(conf);
     return rc;
 }

@@ -41,6 +41,11 @@ dev_secret() { # NAME VALUE: append unless the file has it
     dev_secret CRM_CLIENT_SECRET "$(openssl rand -hex 16)"
     dev_secret CRM_SIGNING_SECRET "whsec_$(openssl rand -base64 24)"
     dev_secret WAREHOUSE_TOKEN "$(openssl rand -hex 16)"
+    # The console's operator token (sluice-admin); the pipeline file reads only its hash.
+    dev_secret SLUICE_ADMIN_TOKEN "$(openssl rand -hex 24)"
+    grep -q "^export SLUICE_ADMIN_OPERATOR_SHA256=" "$dev_env" ||
+        (. "$dev_env" && echo "export SLUICE_ADMIN_OPERATOR_SHA256=$(printf %s "$SLUICE_ADMIN_TOKEN" |
+            sha256sum | cut -d' ' -f1)" >> "$dev_env")
 )
 # shellcheck disable=SC1090
 . "$dev_env"
@@ -67,7 +72,7 @@ start() {
 
 # The stages, front to back; each one that has been built is started.
 started=0
-for stage in ingress validate transform route deliver audit deadletter reconcile; do
+for stage in ingress validate transform route deliver audit deadletter reconcile admin; do
     if [ -x "$bin/sluice-$stage" ]; then
         start "sluice-$stage" "sluice-$stage" --config "$config"
         started=$((started + 1))
@@ -86,6 +91,11 @@ Sluice is up: Kafka on 127.0.0.1:9092, Redis, PostgreSQL; topics created from
 $started stage binaries started (logs in $logs/). Stop everything with deploy/local/down.sh.
 Development secrets are in $dev_env.
 MSG
+if [ -x "$bin/sluice-admin" ]; then
+    cat >&2 <<MSG
+The console: http://127.0.0.1:9190/  (development operator token: $SLUICE_ADMIN_TOKEN)
+MSG
+fi
 if [ -x "$bin/sluice-ingress" ]; then
     cat >&2 <<'MSG'
 Send an event (see README.md, "Send an event"):

@@ -95,12 +95,9 @@ static long long pipeline_lag(const struct pipe *p, char groups[N_STAGES][256], 
             for (int s = 0; stage && group && s < N_STAGES; s++)
                 if (strcmp(stage, stage_names[s]) == 0)
                     snprintf(groups[s], 256, "%s", group);
-            /* deliver commits the offset after its last record, before the transaction's
-             * commit marker that follows it in a transactional topic: the marker counts as lag
-             * there. */
-            long long lag = stage && strcmp(stage, "deliver") == 0
-                                ? 0
-                                : json_integer_value(json_object_get(j, "lag"));
+            /* A commit marker nobody consumes is no lag (sl_lag.h): deliver's groups drain to 0
+             * like the transactional stages'. */
+            long long lag = json_integer_value(json_object_get(j, "lag"));
             if (lag && last) {
                 char *text = json_dumps(j, JSON_COMPACT);
                 printf("# lag %s\n", text ? text : "?");

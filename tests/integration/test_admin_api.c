@@ -224,6 +224,8 @@ SL_TEST(bad_parameters_are_400_naming_them)
         {"/api/v1/dead-letters?cursor=-4", "'cursor'"},
         {"/api/v1/reconcile/hourly?since=soon", "'since'"},
         {"/api/v1/reconcile/stuck?limit=x", "'limit'"},
+        {"/api/v1/events?sourse=shop", "'sourse': not a parameter"},
+        {"/api/v1/overview?since=1h", "'since': not a parameter"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *doc = get(cases[i][0], 400);
@@ -501,6 +503,33 @@ SL_TEST(an_operators_actions_act_and_are_recorded)
     }
     SL_CHECK_INT(e4_replays, 3); /* dry run, replay, refused */
     sl_testenv_free_records(recs, n, consumer);
+}
+
+/* With PostgreSQL out of reach: not ready, reads are 503 unavailable, the overview still
+ * answers and names what is missing. */
+SL_TEST(a_database_out_of_reach_is_unavailable_not_an_error)
+{
+    char extra[1024], config[4096], prefix[48], body[4096], hash[65];
+    int port = sl_testenv_free_port();
+    admin_token_hash(VIEWER, hash);
+    snprintf(extra, sizeof(extra),
+             "postgres:\n  dsn: \"postgresql://127.0.0.1:1/nowhere\"\n"
+             "admin:\n  listen: \"127.0.0.1:%d\"\n  stages: {}\n  tokens:\n"
+             "    - {name: board, role: viewer, sha256: \"%s\"}\n",
+             port, hash);
+    sl_testenv_unique("admin-nodb", prefix, sizeof(prefix));
+    sl_testenv_config(prefix, extra, config, sizeof(config));
+    const char *args[] = {"--config", config, NULL};
+    pid_t pid = sl_testenv_spawn("sluice-admin", args, "admin-nodb");
+    SL_CHECK_INT(sl_testenv_wait_ready(port, 503, "postgres", body, sizeof(body)), 503);
+    json_t *doc = admin_expect(port, "GET", "/api/v1/events", VIEWER, NULL, 503);
+    SL_CHECK_STR(error_code(doc), "unavailable");
+    json_decref(doc);
+    doc = admin_expect(port, "GET", "/api/v1/overview", VIEWER, NULL, 200);
+    SL_CHECK(json_is_string(json_object_get(json_object_get(doc, "unavailable"), "postgres")));
+    SL_CHECK(json_is_null(json_object_get(doc, "dead_letters")));
+    json_decref(doc);
+    SL_CHECK_INT(sl_testenv_stop(pid, SIGTERM, 10000), 0);
 }
 
 int main(void)

@@ -99,7 +99,7 @@ SL_TEST(from_empty_then_nothing_to_apply)
     SL_CHECK(strncmp(res.schema, "sluice_test_", 12) == 0);
     static const char *const tables[] = {
         "audit",          "dead_letters",     "dead_letter_replays", "event_status",
-        "reconcile_runs", "reconcile_hourly", "schema_migrations", "admin_actions"};
+        "reconcile_runs", "reconcile_hourly", "schema_migrations",   "admin_actions"};
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         char sql[200];
         snprintf(sql, sizeof(sql),

@@ -108,6 +108,16 @@ for s in stages:
     else:
         ports[s] = found.pop()
 
+# sluice-admin's one listener: admin.listen's default in the key table.
+m = re.search(r'\{"listen", SL_CK_STRING, "127\.0\.0\.1:(\d+)",\s*"The one listener of sluice-admin',
+              read("conf/sl_pipeline.c"))
+if not m:
+    err("conf/sl_pipeline.c: no default of admin.listen")
+else:
+    ports["admin"] = int(m.group(1))
+if "sluice-admin" not in targets:
+    err("no sluice-admin target in the CMake files")
+
 # ---- metrics queried by alerts and the dashboard exist ----
 PROMETHEUS_OWN = {"up"}
 def check_expr(where, expr):
@@ -154,9 +164,9 @@ copied = set(re.findall(r"/build/bin/([\w-]+)", code))
 for b in sorted(shipped | copied):
     if b not in targets:
         err(f"Dockerfile: {b} is not a CMake target")
-for s in stages:
+for s in stages + ["admin"]:
     if f"sluice-{s}" not in copied:
-        err(f"Dockerfile: stage binary sluice-{s} is not shipped in the image")
+        err(f"Dockerfile: binary sluice-{s} is not shipped in the image")
 if "sluicectl" not in copied:
     err("Dockerfile: sluicectl is not shipped in the image")
 # The image says its licence, the one of the LICENSE file at the root.
@@ -269,16 +279,18 @@ for name, svc in services.items():
     run_by[s] = name
     want = ports.get(s)
     args = " ".join(str(a) for a in cmd)
-    m = re.search(r"--admin-listen\s+0\.0\.0\.0:(\d+)", args)
+    # sluice-admin has one listener (--listen) for its API, console and /metrics.
+    flag = "--listen" if s == "admin" else "--admin-listen"
+    m = re.search(flag + r"\s+0\.0\.0\.0:(\d+)", args)
     if not m or int(m.group(1)) != want:
-        err(f"compose.yaml: service {name}: --admin-listen 0.0.0.0:{want} expected (the code's default)")
+        err(f"compose.yaml: service {name}: {flag} 0.0.0.0:{want} expected (the code's default)")
     test = " ".join(str(x) for x in ((svc.get("healthcheck") or {}).get("test") or []))
     if f"http://127.0.0.1:{want}/readyz" not in test:
         err(f"compose.yaml: service {name}: health check must GET /readyz on admin port {want}")
     published = [str(p) for p in svc.get("ports") or []]
     if not any(p.endswith(f":{want}") for p in published):
         err(f"compose.yaml: service {name}: admin port {want} is not published")
-for s in stages:
+for s in stages + ["admin"]:
     if s not in run_by:
         err(f"compose.yaml: no service runs sluice-{s}")
 for name, svc in services.items():
@@ -369,7 +381,7 @@ copy_tree() {
     rm -rf "$work/tree"
     mkdir -p "$work/tree"
     (cd "$SLUICE_SOURCE_DIR" && tar cf - --exclude='build*' CMakeLists.txt common conf ingress \
-        workers cli LICENSE tests/CMakeLists.txt tests/tools deploy/docker deploy/prometheus \
+        workers cli admin LICENSE tests/CMakeLists.txt tests/tools deploy/docker deploy/prometheus \
         deploy/grafana deploy/examples deploy/local/install-deps.sh helm) | tar xf - -C "$work/tree"
 }
 # must_catch NAME FILE OLD NEW EXPECTED: replaces OLD (which must be there) by NEW in FILE of a
@@ -421,7 +433,9 @@ must_catch unbalanced helm/sluice/templates/pdb.yaml "{{- end }}" "" \
     "pdb.yaml: if/range/with/define and end do not balance"
 must_catch new_stage ingress/CMakeLists.txt "add_executable(sluice-ingress " \
     "add_executable(sluice-extra main.c)
-add_executable(sluice-ingress " "stage binary sluice-extra is not shipped in the image"
+add_executable(sluice-ingress " "binary sluice-extra is not shipped in the image"
+must_catch admin_port deploy/docker/compose.yaml '"--listen", "0.0.0.0:9190"' \
+    '"--listen", "0.0.0.0:9191"' "service admin: --listen 0.0.0.0:9190 expected"
 must_catch build_package deploy/docker/Dockerfile "libjansson-dev " "" \
     "the build stage lacks libjansson-dev"
 CHECK_BIN=$SLUICE_BINARY_DIR must_catch runtime_package deploy/docker/Dockerfile "libjq1 " "" \

@@ -1,7 +1,10 @@
-/* The admin listener over real HTTP (loopback, a kernel-chosen port): /metrics, /healthz,
- * /readyz following the readiness callback, JSON 404 and 405. */
+/* The admin listener over real HTTP (loopback, a kernel-chosen port): /metrics, /healthz
+ * following the liveness heartbeat (200 before the first beat and while beats come, 503 with
+ * the reason once the last is older than the timeout; /readyz unchanged by it), /readyz
+ * following the readiness callback, JSON 404 and 405. */
 #include <curl/curl.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +63,8 @@ SL_TEST(endpoints)
     sl_metrics_t *m = sl_metrics_new();
     sl_series_add(
         sl_metric_series(sl_metrics_counter(m, "sluice_test_total", "A test.", NULL), NULL), 7);
-    sl_admin_t *admin = sl_admin_start("127.0.0.1:0", m, ready_cb, "kafka \"unreachable\"", &err);
+    sl_admin_t *admin =
+        sl_admin_start("127.0.0.1:0", m, ready_cb, "kafka \"unreachable\"", NULL, &err);
     SL_REQUIRE(admin);
     int port = sl_admin_port(admin);
     SL_REQUIRE(port > 0);
@@ -81,17 +85,52 @@ SL_TEST(endpoints)
     sl_metrics_destroy(m);
 }
 
+SL_TEST(healthz_follows_the_heartbeat)
+{
+    struct sl_err err;
+    struct body b;
+    sl_metrics_t *m = sl_metrics_new();
+    sl_live_t *stuck = sl_live_new(1), *alive = sl_live_new(60000), *off = sl_live_new(0);
+    SL_REQUIRE(m && stuck && alive && off);
+    sl_admin_t *a = sl_admin_start("127.0.0.1:0", m, NULL, NULL, stuck, &err);
+    SL_REQUIRE(a);
+    /* Not armed before the first beat (start-up is /readyz's). */
+    SL_CHECK_INT(request(sl_admin_port(a), "GET", "/healthz", &b), 200);
+    sl_live_beat(stuck);
+    struct timespec pause = {0, 20 * 1000000L}; /* well past the 1 ms timeout */
+    nanosleep(&pause, NULL);
+    SL_CHECK_INT(request(sl_admin_port(a), "GET", "/healthz", &b), 503);
+    SL_CHECK_CONTAINS(b.buf, "{\"status\":\"stuck\",\"detail\":\"the main loop has not turned "
+                             "for ");
+    SL_CHECK_CONTAINS(b.buf, "(liveness_timeout 1 ms)\"}");
+    SL_CHECK_INT(request(sl_admin_port(a), "GET", "/readyz", &b), 200);
+    sl_admin_stop(a);
+    /* Beating within the timeout, and a timeout of 0 (off), are alive. */
+    sl_live_t *live[] = {alive, off};
+    for (size_t i = 0; i < 2; i++) {
+        SL_REQUIRE((a = sl_admin_start("127.0.0.1:0", m, NULL, NULL, live[i], &err)));
+        sl_live_beat(live[i]);
+        nanosleep(&pause, NULL);
+        SL_CHECK_INT(request(sl_admin_port(a), "GET", "/healthz", &b), 200);
+        sl_admin_stop(a);
+    }
+    sl_live_destroy(stuck);
+    sl_live_destroy(alive);
+    sl_live_destroy(off);
+    sl_metrics_destroy(m);
+}
+
 SL_TEST(bad_address_and_port_in_use)
 {
     struct sl_err err;
     sl_metrics_t *m = sl_metrics_new();
-    SL_CHECK(sl_admin_start("localhost:80", m, NULL, NULL, &err) == NULL);
+    SL_CHECK(sl_admin_start("localhost:80", m, NULL, NULL, NULL, &err) == NULL);
     SL_CHECK_CONTAINS(err.msg, "admin listener: 'localhost:80': host must be a numeric");
-    sl_admin_t *a = sl_admin_start("127.0.0.1:0", m, NULL, NULL, &err);
+    sl_admin_t *a = sl_admin_start("127.0.0.1:0", m, NULL, NULL, NULL, &err);
     SL_REQUIRE(a);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", sl_admin_port(a));
-    SL_CHECK(sl_admin_start(addr, m, NULL, NULL, &err) == NULL);
+    SL_CHECK(sl_admin_start(addr, m, NULL, NULL, NULL, &err) == NULL);
     SL_CHECK_CONTAINS(err.msg, "cannot listen on");
     sl_admin_stop(a);
     sl_metrics_destroy(m);

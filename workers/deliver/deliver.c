@@ -1461,6 +1461,7 @@ int dlv_engine_run(dlv_engine_t *e, struct sl_err *err)
     set_not_ready(e, NULL);
     bool more = false;
     for (;;) {
+        sl_live_beat(e->o.live);
         long long now = mono_ms();
         if (!e->draining && (sl_signal_stopping() || e->fatal))
             start_drain(e, now);

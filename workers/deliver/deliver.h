@@ -78,6 +78,7 @@
 #include "sl_conf.h"
 #include "sl_err.h"
 #include "sl_kafka.h"
+#include "sl_live.h"
 #include "sl_metrics.h"
 
 #define DLV_BODY_KEPT            2048 /* response bytes kept for a dead letter */
@@ -98,6 +99,7 @@ struct dlv_engine_opts {
     size_t n_destinations;
     const char *instance_id; /* static group membership when set */
     sl_metrics_t *metrics;
+    sl_live_t *live; /* beaten at every turn of dlv_engine_run's loop; may be NULL */
 };
 
 /* Loads the destinations, connects nothing yet (Kafka clients are created, Redis is lazy).

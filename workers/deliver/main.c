@@ -99,11 +99,13 @@ int main(int argc, char **argv)
     sl_metrics_t *metrics = NULL;
     dlv_engine_t *engine = NULL;
     sl_admin_t *admin = NULL;
+    sl_live_t *live = NULL;
     int rc = EXIT_USAGE;
 
     sl_log_init("deliver", SL_LOG_INFO);
     if (!(conf = sl_pipeline_load(config, &err)) ||
-        sl_kafka_settings_load(conf, &kafka, &err) != 0) {
+        sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
+        !(live = sl_live_load(conf, "deliver", &err))) {
         fprintf(stderr, "sluice-deliver: %s\n", err.msg);
         goto out;
     }
@@ -119,13 +121,14 @@ int main(int argc, char **argv)
         .n_destinations = n_destinations,
         .instance_id = instance,
         .metrics = metrics,
+        .live = live,
     };
     if (!(engine = dlv_engine_new(&opts, &err))) {
         fprintf(stderr, "sluice-deliver: %s\n", err.msg);
         rc = err.code == SL_ERR_CONFIG ? EXIT_USAGE : EXIT_FAILURE;
         goto out;
     }
-    if (!(admin = sl_admin_start(admin_listen, metrics, dlv_engine_ready, engine, &err))) {
+    if (!(admin = sl_admin_start(admin_listen, metrics, dlv_engine_ready, engine, live, &err))) {
         SL_ERROR("start-up: %s", err.msg);
         goto out;
     }
@@ -140,6 +143,7 @@ out:
     sl_admin_stop(admin);
     dlv_engine_destroy(engine);
     sl_metrics_destroy(metrics);
+    sl_live_destroy(live);
     sl_conf_destroy(conf);
     return rc;
 }

@@ -39,6 +39,18 @@ static void usage(FILE *out)
             REC_ADMIN_PORT);
 }
 
+/* Waits `interval_ms` (true when stopping), beating: waiting for the next run is the loop
+ * turning, only a run that does not return is stuck. */
+static bool wait_interval(sl_live_t *live, long long interval_ms)
+{
+    for (long long left = interval_ms; left > 0; left -= 1000) {
+        sl_live_beat(live);
+        if (sl_signal_wait(left < 1000 ? (int)left : 1000))
+            return true;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -88,6 +100,7 @@ int main(int argc, char **argv)
     rec_t *rec = NULL;
     sl_admin_t *admin = NULL;
     sl_lagwatch_t *lag = NULL;
+    sl_live_t *live = NULL;
     static struct sl_lag_group groups[SL_LAG_MAX_GROUPS];
     size_t n_groups;
     int rc = EXIT_USAGE;
@@ -97,7 +110,8 @@ int main(int argc, char **argv)
         sl_kafka_settings_load(conf, &kafka, &err) != 0 ||
         rec_settings_load(conf, &kafka, &settings, &err) != 0 ||
         sl_pg_settings(conf, &dsn, &err) != 0 ||
-        sl_lag_groups(conf, &kafka, groups, SL_LAG_MAX_GROUPS, &n_groups, &err) != 0) {
+        sl_lag_groups(conf, &kafka, groups, SL_LAG_MAX_GROUPS, &n_groups, &err) != 0 ||
+        !(live = sl_live_load(conf, "reconcile", &err))) {
         fprintf(stderr, "sluice-reconcile: %s\n", err.msg);
         goto out;
     }
@@ -116,7 +130,7 @@ int main(int argc, char **argv)
     };
     if (!(rec = rec_new(&settings, &kafka, dsn, metrics, &err)) ||
         !(lag = sl_lagwatch_start(&lag_opts, &err)) ||
-        !(admin = sl_admin_start(admin_listen, metrics, rec_ready, rec, &err))) {
+        !(admin = sl_admin_start(admin_listen, metrics, rec_ready, rec, live, &err))) {
         SL_ERROR("start-up: %s", err.msg);
         goto out;
     }
@@ -125,10 +139,11 @@ int main(int argc, char **argv)
             SLUICE_VERSION, admin_listen, settings.interval_ms, settings.deadline_ms,
             settings.alert_topic[0] ? settings.alert_topic : "(none)");
     do {
+        sl_live_beat(live);
         if (rec_run(rec, &err) != 0)
             SL_WARN("run failed%s: %s", err.retriable ? " (the next run tries again)" : "",
                     err.msg);
-    } while (!sl_signal_wait((int)settings.interval_ms));
+    } while (!wait_interval(live, settings.interval_ms));
     SL_INFO("stopped cleanly");
     rc = EXIT_SUCCESS;
 out:
@@ -136,6 +151,7 @@ out:
     sl_lagwatch_stop(lag);
     rec_destroy(rec);
     sl_metrics_destroy(metrics);
+    sl_live_destroy(live);
     sl_conf_destroy(conf);
     return rc;
 }
