@@ -157,10 +157,10 @@ static int oldest(sl_lag_t *l, const char *topic, struct sl_lag_partition *p, si
         rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, 100);
         if (!m)
             continue;
-        size_t i = 0;
-        if (m->rkt && strcmp(rd_kafka_topic_name(m->rkt), topic) == 0)
-            while (i < n && p[i].partition != m->partition)
-                i++;
+        /* Which of ours it is; n for none (another topic: nothing of ours). */
+        size_t i = m->rkt && strcmp(rd_kafka_topic_name(m->rkt), topic) == 0 ? 0 : n;
+        while (i < n && p[i].partition != m->partition)
+            i++;
         if (i < n && !l->done[i] && (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
             l->done[i] = true;
             open--;
