@@ -6,8 +6,8 @@
 
 #define WORD_MAX 64 /* longest word of a synopsis that completes */
 
-/* Calls `fn` on each word of text (separated by blanks, brackets, "|" and "..."), with
- * `after_option` set when the word follows an option in the same bracket (its value). */
+/* Calls `fn` on each word of text (separated by blanks, brackets, "|" and "..."), with `value`
+ * set when the word follows an option in the same bracket (it is that option's value). */
 static void synopsis_words(const char *text, void (*fn)(void *ctx, const char *word, bool value),
                            void *ctx)
 {
@@ -34,7 +34,7 @@ static void synopsis_words(const char *text, void (*fn)(void *ctx, const char *w
 }
 
 /* Prints the words a command completes: options, and lowercase operands that are not an
- * option's value. */
+ * option's value ("bash|zsh"). */
 static void command_word(void *ctx, const char *word, bool value)
 {
     FILE *out = ctx;
@@ -56,6 +56,7 @@ struct values {
     bool in;            /* past `option`, in its bracket */
 };
 
+/* Prints the lowercase values listed for v->option ("--status new|replayed|..."). */
 static void option_value(void *ctx, const char *word, bool value)
 {
     struct values *v = ctx;
@@ -70,8 +71,8 @@ static void option_value(void *ctx, const char *word, bool value)
         fprintf(v->out, " %s", word);
 }
 
-/* The first word of cmds[i] is the first of a group of two-word commands, seen for the first
- * time (so each group is listed once). */
+/* Whether cmds[i] is the first command with its first word ("dlq" of "dlq list"), so that each
+ * first word is listed once; *first_len is that word's length. */
 static bool first_of_group(const struct ctl_command *cmds, size_t i, size_t *first_len)
 {
     const char *space = strchr(cmds[i].words, ' ');
