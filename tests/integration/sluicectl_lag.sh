@@ -2,8 +2,8 @@
 # `sluicectl lag` against the test broker: events waiting for a stage show as lag on its input
 # topic, with the age of the oldest; once a stage of that group has processed them (a
 # transactional one, whose offsets go through the producer), the lag is 0, on a topic written
-# transactionally too (whose commit markers take offsets nobody consumes). The pass-through
-# tool stands in for validate, then for transform.
+# transactionally too (test_lag covers a group that commits before a commit marker). The
+# pass-through tool stands in for validate, then for transform.
 # shellcheck source=../testlib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../testlib.sh"
 ctl="$bin/sluicectl"
