@@ -13,6 +13,7 @@
 #include "sl_pg_migrate.h"
 #include "sl_pg_query.h"
 #include "sl_pipeline.h"
+#include "sluicectl_common.h"
 
 #define EXIT_USAGE    2
 #define AHEAD_DEFAULT 7
@@ -89,18 +90,16 @@ static bool int_opt(int argc, char **argv, int *i, const char *name, int max, in
     return true;
 }
 
-/* A handle on the pipeline's database, with no statement timeout: a migration may rewrite a
- * large table. */
+/* A handle on the pipeline's database, with no statement timeout unless --timeout asks for one: a
+ * migration may rewrite a large table. */
 static sl_pg_t *open_db(const char *config, const char *cmd)
 {
     struct sl_err err;
-    const char *dsn;
     sl_pg_t *pg = NULL;
     sl_conf_t *conf = NULL;
     if (config && !(conf = sl_pipeline_load(config, &err)))
         goto fail;
-    struct sl_pg_opts opts = {.statement_timeout_ms = -1, .application_name = "sluicectl"};
-    if (sl_pg_settings(conf, &dsn, &err) != 0 || !(pg = sl_pg_new(dsn, &opts, &err)))
+    if (!(pg = ctl_pg_open(conf, -1, &err)))
         goto fail;
     sl_conf_destroy(conf);
     return pg;

@@ -30,8 +30,8 @@
 
 static const char usage[] =
     "usage: sluicectl [--config FILE] dlq list [--source S] [--stage S] [--since TIME]\n"
-    "                 [--status new|replayed|discarded|all] [--limit N] [--json]\n"
-    "       sluicectl [--config FILE] dlq show ID [--json]\n"
+    "                 [--status new|replayed|discarded|all] [--limit N] [-o json|table]\n"
+    "       sluicectl [--config FILE] dlq show ID [-o json|table]\n"
     "       sluicectl [--config FILE] dlq replay (ID... | --filter [--source S] [--stage S]\n"
     "                 [--since TIME] [--limit N]) [--to-stage STAGE] [--dry-run] [--force]\n"
     "                 [--by NAME]\n"
@@ -79,10 +79,10 @@ static int since_text(const char *text, char *buf, size_t size)
 
 /* ---- list ---- */
 
-static void print_list(const json_t *rows)
+static void print_list(const json_t *doc)
 {
     size_t i;
-    const json_t *row;
+    const json_t *row, *rows = json_object_get(doc, "items");
     printf("%-8s  %-32s  %-9s  %-16s  %-9s  %3s  %-36s  %s\n", "ID", "RECEIVED", "STAGE", "SOURCE",
            "STATUS", "ATT", "EVENT", "REASON");
     json_array_foreach(rows, i, row)
@@ -100,15 +100,16 @@ static void print_list(const json_t *rows)
 static int cmd_list(const sl_conf_t *conf, int argc, char **argv)
 {
     struct sl_pg_dlq_filter f = {.limit = LIMIT_DEFAULT};
-    bool as_json = false;
+    enum ctl_output output = CTL_OUTPUT_TABLE;
     char since[AUDIT_TIME_MAX];
     const char *bad = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--json") == 0) {
-            as_json = true;
+        int o = ctl_output_arg("dlq list", argc, argv, &i, &output);
+        if (o < 0)
+            return EXIT_USAGE;
+        if (o > 0)
             continue;
-        }
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v || v[0] == '-') {
             bad = a;
             break;
@@ -159,17 +160,25 @@ static int cmd_list(const sl_conf_t *conf, int argc, char **argv)
         return EXIT_USAGE;
     }
     struct sl_err err;
-    json_t *rows = NULL;
-    sl_pg_t *pg = ctl_pg_open(conf, &err);
+    json_t *rows = NULL, *doc = NULL;
+    int rc = EXIT_FAILURE;
+    sl_pg_t *pg = ctl_pg_open(conf, 0, &err);
     if (!pg || sl_pg_dead_letters(pg, &f, &rows, &err) != 0) {
         fprintf(stderr, "sluicectl dlq list: %s\n", err.msg);
-        sl_pg_destroy(pg);
-        return EXIT_FAILURE;
+        goto out;
     }
-    ctl_print(rows, as_json, print_list);
+    /* One object, as the other read commands and the admin API's listings: {"items": [...]}. */
+    if (!(doc = json_pack("{s:O}", "items", rows))) {
+        fprintf(stderr, "sluicectl dlq list: out of memory\n");
+        goto out;
+    }
+    ctl_print(doc, output, print_list);
+    rc = EXIT_SUCCESS;
+out:
+    json_decref(doc);
     json_decref(rows);
     sl_pg_destroy(pg);
-    return EXIT_SUCCESS;
+    return rc;
 }
 
 /* ---- show ---- */
@@ -227,11 +236,12 @@ static void print_show(const json_t *row)
 static int cmd_show(const sl_conf_t *conf, int argc, char **argv)
 {
     long long id = 0;
-    bool as_json = false;
+    enum ctl_output output = CTL_OUTPUT_TABLE;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            as_json = true;
-        else if (id || !parse_id(argv[i], &id)) {
+        int o = ctl_output_arg("dlq show", argc, argv, &i, &output);
+        if (o < 0)
+            return EXIT_USAGE;
+        if (o == 0 && (id || !parse_id(argv[i], &id))) {
             fprintf(stderr,
                     "sluicectl dlq show: unexpected argument '%s' (an id is a positive "
                     "number)\n%s",
@@ -246,12 +256,12 @@ static int cmd_show(const sl_conf_t *conf, int argc, char **argv)
     struct sl_err err;
     json_t *row = NULL;
     int rc = EXIT_FAILURE;
-    sl_pg_t *pg = ctl_pg_open(conf, &err);
+    sl_pg_t *pg = ctl_pg_open(conf, 0, &err);
     if (!pg || ops_dlq_show(pg, id, &row, &err) != 0) {
         fprintf(stderr, "sluicectl dlq show: %s\n", err.msg);
         goto out;
     }
-    ctl_print(row, as_json, print_show);
+    ctl_print(row, output, print_show);
     rc = EXIT_SUCCESS;
 out:
     json_decref(row);
@@ -395,10 +405,12 @@ static int cmd_replay(const char *config, const sl_conf_t *conf, int argc, char 
     sl_pg_t *pg = NULL;
     ops_dlq_t *d = NULL;
     rc = EXIT_FAILURE;
-    if (sl_kafka_settings_load(conf, &kafka, &err) != 0 || !(pg = ctl_pg_open(conf, &err))) {
+    if (sl_kafka_settings_load(conf, &kafka, &err) != 0 || !(pg = ctl_pg_open(conf, 0, &err))) {
         fprintf(stderr, "sluicectl dlq replay: %s\n", err.msg);
         goto out;
     }
+    /* The wait for the broker's acknowledgement of each record put back. */
+    kafka.produce_timeout_ms = ctl_timeout_ms(kafka.produce_timeout_ms);
     if (!(d = ops_dlq_new(pg, &kafka))) {
         fprintf(stderr, "sluicectl dlq replay: out of memory\n");
         goto done;
@@ -450,7 +462,7 @@ static int cmd_discard(const sl_conf_t *conf, int argc, char **argv)
     }
     struct sl_err err;
     int failed = 0;
-    sl_pg_t *pg = ctl_pg_open(conf, &err);
+    sl_pg_t *pg = ctl_pg_open(conf, 0, &err);
     if (!pg) {
         fprintf(stderr, "sluicectl dlq discard: %s\n", err.msg);
         return EXIT_FAILURE;

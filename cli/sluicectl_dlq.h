@@ -3,8 +3,9 @@
  * sluice-deadletter stored (schemas/sql/0002_dead_letters.sql).
  *
  *   dlq list [--source S] [--stage S] [--since TIME] [--status new|replayed|discarded|all]
- *            [--limit N] [--json]                      newest first; default all, 100 rows
- *   dlq show ID [--json]                               every column; payload and key as text
+ *            [--limit N] [-o json|table]               newest first; default all, 100 rows;
+ *                                                      JSON {"items": [...]}
+ *   dlq show ID [-o json|table]                        every column; payload and key as text
  *                                                      when valid UTF-8, else base64
  *   dlq replay (ID... | --filter [--source S] [--stage S] [--since TIME] [--limit N])
  *              [--to-stage STAGE] [--dry-run] [--force] [--by NAME]

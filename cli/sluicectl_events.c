@@ -17,7 +17,7 @@
 #define ERRORS_MAX 3   /* errors of a row spelled out in the text output */
 
 static const char usage[] =
-    "usage: sluicectl [--config FILE] events show ID [--json]\n"
+    "usage: sluicectl [--config FILE] events show ID [-o json|table]\n"
     "  the event's timeline from the audit database: every stage's decision, each delivery\n"
     "  attempt (destination, attempt, HTTP status, latency), its dead letters and replays, and\n"
     "  the outcome per destination\n";
@@ -167,10 +167,13 @@ static void print_text(const json_t *doc)
 static int show(const char *config, int argc, char **argv)
 {
     const char *id = NULL;
-    bool as_json = false;
+    enum ctl_output output = CTL_OUTPUT_TABLE;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = true;
+        int o = ctl_output_arg("events show", argc, argv, &i, &output);
+        if (o < 0)
+            return EXIT_USAGE;
+        if (o > 0) {
+            continue;
         } else if (argv[i][0] != '-' && !id) {
             id = argv[i];
         } else {
@@ -190,9 +193,9 @@ static int show(const char *config, int argc, char **argv)
     if (config && !(conf = sl_pipeline_load(config, &err)))
         goto fail;
     rc = EXIT_FAILURE;
-    if (!(pg = ctl_pg_open(conf, &err)) || ops_event_story(pg, id, &doc, &err) != 0)
+    if (!(pg = ctl_pg_open(conf, 0, &err)) || ops_event_story(pg, id, &doc, &err) != 0)
         goto fail;
-    ctl_print(doc, as_json, print_text);
+    ctl_print(doc, output, print_text);
     rc = EXIT_SUCCESS;
     goto out;
 fail:

@@ -1,5 +1,5 @@
 /*
- * sluicectl_events: `sluicectl events show ID [--json]`, one event's story from the audit
+ * sluicectl_events: `sluicectl events show ID [-o json|table]`, one event's story from the audit
  * database.
  *
  * The story is ops_events' (ops/ops_events.h), the same document sluice-admin serves at
@@ -9,7 +9,7 @@
  * optional.
  *
  * Text output: a header line, aligned columns TIME STAGE OUTCOME DETAIL, the dead letters and
- * one final line per destination. --json: the story as ops_event_story gives it.
+ * one final line per destination. -o json (or --json): the story as ops_event_story gives it.
  *
  * Exit codes: 0 shown, 1 unknown event or the database failed, 2 usage error.
  */

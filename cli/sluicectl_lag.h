@@ -4,17 +4,20 @@
  * Every consumer group of the pipeline, read by sl_lag (see sl_lag.h for what lag means: records
  * still to consume, 0 on a transactional topic whose only unread offset is a commit marker).
  *
- * Output: a table (STAGE GROUP TOPIC PARTITION COMMITTED END LAG AGE_S; "-" for nothing
- * committed or an unknown age), or JSON lines with --json (committed -1 for nothing committed,
- * age_seconds -1 when unknown, destination on deliver groups).
- * Exit codes: 0 success, 1 Kafka could not be asked, 2 usage or config error.
+ * Output (-o table, the default): STAGE GROUP TOPIC PARTITION COMMITTED END LAG AGE_S, "-" for
+ * nothing committed or an unknown age. -o json (alias --json): one object
+ *   {"items": [{"stage", "destination", "group", "topic", "partition", "committed", "end", "lag",
+ *               "age_seconds"}, ...]}
+ * with committed -1 for nothing committed, age_seconds -1 when unknown, destination the
+ * destination's name on deliver groups and null on the others. The partitions of groups that could
+ * not be read are missing (exit 1, the reason on stderr). Exit codes: 0 success, 1 Kafka could not
+ * be asked, 2 usage or config error.
  */
 #ifndef SLUICECTL_LAG_H
 #define SLUICECTL_LAG_H
 
-#include "sl_conf.h"
-
-/* argv[0] is "lag"; options follow. */
-int sluicectl_lag(const sl_conf_t *conf, int argc, char **argv);
+/* `config` is the pipeline file or NULL (then a usage error); argv[0] is "lag", options
+ * follow. Returns the exit code. */
+int sluicectl_lag(const char *config, int argc, char **argv);
 
 #endif

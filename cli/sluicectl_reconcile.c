@@ -19,7 +19,7 @@
 #define STUCK_ROWS_MAX 1000 /* stuck pairs listed at most */
 
 static const char usage[] = "usage: sluicectl [--config FILE] reconcile report [--since TIME] "
-                            "[--json]\n"
+                            "[-o json|table]\n"
                             "  TIME: RFC 3339 (2026-11-24T17:00:00Z) or a duration back from now "
                             "(24h, 90m, 7d); default 24h\n";
 
@@ -130,11 +130,14 @@ static void print_text(const json_t *report)
 static int report(const char *config, int argc, char **argv)
 {
     const char *since_opt = "24h";
-    bool as_json = false;
+    enum ctl_output output = CTL_OUTPUT_TABLE;
     int64_t since_us;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = true;
+        int o = ctl_output_arg("reconcile report", argc, argv, &i, &output);
+        if (o < 0)
+            return EXIT_USAGE;
+        if (o > 0) {
+            continue;
         } else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
             since_opt = argv[++i];
         } else {
@@ -160,7 +163,7 @@ static int report(const char *config, int argc, char **argv)
     int rc = EXIT_USAGE;
     if (config && !(conf = sl_pipeline_load(config, &err)))
         goto fail;
-    if (!(pg = ctl_pg_open(conf, &err)))
+    if (!(pg = ctl_pg_open(conf, 0, &err)))
         goto fail;
     rc = EXIT_FAILURE;
     audit_time_format(since_us, since, sizeof(since));
@@ -176,7 +179,7 @@ static int report(const char *config, int argc, char **argv)
         sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    ctl_print(out, as_json, print_text);
+    ctl_print(out, output, print_text);
     rc = EXIT_SUCCESS;
     goto out;
 fail:

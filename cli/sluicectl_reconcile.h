@@ -1,7 +1,7 @@
 /*
  * sluicectl_reconcile: `sluicectl reconcile report`, the books that sluice-reconcile keeps.
  *
- *   sluicectl [--config FILE] reconcile report [--since TIME] [--json]
+ *   sluicectl [--config FILE] reconcile report [--since TIME] [-o json|table]
  *
  * TIME is an RFC 3339 time (2026-11-24T17:00:00Z) or a duration back from now (24h, 90m, 7d;
  * default 24h); the report starts at the UTC hour that contains it. It shows, per hour of
@@ -9,7 +9,8 @@
  * and where each one is (delivered, dead-lettered, filtered, duplicate, pending, stuck),
  * `unexplained` (0 when the books balance) with its explanation; the totals of those rows;
  * the stuck pairs accepted since TIME (event id, source, destination, accepted at, age); and
- * the last finished run of sluice-reconcile. --json prints one object: {"since", "hours":
+ * the last finished run of sluice-reconcile. -o json (or --json) prints one object: {"since",
+ * "hours":
  * [...], "totals": {...}, "stuck": [...], "last_run": {...} or null}.
  *
  * The database is the pipeline file's postgres.dsn, else SLUICE_PG_DSN, else the default; a

@@ -10,9 +10,10 @@
 #include "sl_group.h"
 #include "sl_kafka.h"
 #include "sl_pipeline.h"
+#include "sluicectl_common.h"
 
 #define EXIT_USAGE         2
-#define REPLAY_TIMEOUT_MS  15000 /* each request to the broker */
+#define REPLAY_TIMEOUT_MS  15000 /* each request to the broker, unless --timeout says */
 #define REPLAY_GROUP_MAX   SL_GROUP_ID_MAX
 #define REPLAY_MEMBERS_MAX 1024 /* the names of active members in the refusal */
 
@@ -222,7 +223,7 @@ static int resolve(const sl_conf_t *conf, const struct sl_kafka_settings *kafka,
  * request-level error. The caller destroys the event. */
 static rd_kafka_event_t *admin_result(rd_kafka_queue_t *q, const char *what, struct sl_err *err)
 {
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, REPLAY_TIMEOUT_MS + 5000);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ctl_timeout_ms(REPLAY_TIMEOUT_MS) + 5000);
     if (!ev) {
         sl_err_retriable(err, SL_ERR_TIMEOUT, "%s: no answer from Kafka", what);
         return NULL;
@@ -244,7 +245,8 @@ static int check_stopped(rd_kafka_t *rk, rd_kafka_queue_t *q, const struct repla
     const char *groups[] = {r->group};
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ANY);
     char errstr[256];
-    rd_kafka_AdminOptions_set_request_timeout(ao, REPLAY_TIMEOUT_MS, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_request_timeout(ao, ctl_timeout_ms(REPLAY_TIMEOUT_MS), errstr,
+                                              sizeof(errstr));
     rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_event_t *ev = admin_result(q, "describing the consumer group", err);
@@ -302,7 +304,8 @@ static int alter_offsets(rd_kafka_t *rk, rd_kafka_queue_t *q, const struct repla
         rd_kafka_AlterConsumerGroupOffsets_new(r->group, parts);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ANY);
     char errstr[256];
-    rd_kafka_AdminOptions_set_request_timeout(ao, REPLAY_TIMEOUT_MS, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_request_timeout(ao, ctl_timeout_ms(REPLAY_TIMEOUT_MS), errstr,
+                                              sizeof(errstr));
     rd_kafka_AlterConsumerGroupOffsets(rk, &alter, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_AlterConsumerGroupOffsets_destroy(alter);
@@ -366,7 +369,8 @@ static int run(const struct sl_kafka_settings *kafka, const struct replay *r,
     q = rd_kafka_queue_new(rk);
 
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->topic, NULL);
-    rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, REPLAY_TIMEOUT_MS);
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_metadata(rk, 0, rkt, &md, ctl_timeout_ms(REPLAY_TIMEOUT_MS));
     rd_kafka_topic_destroy(rkt);
     if (kerr) {
         sl_err_set(&err, SL_ERR_UNAVAILABLE, "topic %s: %s (brokers %s)", r->topic,
@@ -390,12 +394,12 @@ static int run(const struct sl_kafka_settings *kafka, const struct replay *r,
         rd_kafka_topic_partition_list_add(committed, r->topic, id);
         rd_kafka_topic_partition_list_add(at, r->topic, id)->offset = r->from_ms;
     }
-    if ((kerr = rd_kafka_committed(rk, committed, REPLAY_TIMEOUT_MS)) != 0) {
+    if ((kerr = rd_kafka_committed(rk, committed, ctl_timeout_ms(REPLAY_TIMEOUT_MS))) != 0) {
         sl_err_set(&err, SL_ERR_UNAVAILABLE, "committed offsets of %s: %s", r->group,
                    rd_kafka_err2str(kerr));
         goto fail;
     }
-    if ((kerr = rd_kafka_offsets_for_times(rk, at, REPLAY_TIMEOUT_MS)) != 0) {
+    if ((kerr = rd_kafka_offsets_for_times(rk, at, ctl_timeout_ms(REPLAY_TIMEOUT_MS))) != 0) {
         sl_err_set(&err, SL_ERR_UNAVAILABLE, "offsets for the time in %s: %s", r->topic,
                    rd_kafka_err2str(kerr));
         goto fail;
@@ -421,7 +425,7 @@ static int run(const struct sl_kafka_settings *kafka, const struct replay *r,
             goto fail;
         }
         if ((kerr = rd_kafka_query_watermark_offsets(rk, r->topic, c->partition, &lo, &hi,
-                                                     REPLAY_TIMEOUT_MS)) != 0) {
+                                                     ctl_timeout_ms(REPLAY_TIMEOUT_MS))) != 0) {
             sl_err_set(&err, SL_ERR_UNAVAILABLE, "end offset of %s [%d]: %s", r->topic,
                        (int)c->partition, rd_kafka_err2str(kerr));
             goto fail;
@@ -511,9 +515,6 @@ int sluicectl_replay(const char *config, int argc, char **argv)
                     "bounded re-produce into the input topic would make copies that validate "
                     "drops as duplicates\n");
             return EXIT_USAGE;
-        } else if (strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
-            return EXIT_SUCCESS;
         } else {
             fprintf(stderr, "sluicectl replay: unexpected argument '%s'\n%s", a, usage);
             return EXIT_USAGE;

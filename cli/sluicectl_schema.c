@@ -96,10 +96,6 @@ int sluicectl_schema_check(int argc, char **argv)
         if (strcmp(opt, "--") == 0) {
             i++;
             break;
-        } else if (strcmp(opt, "--help") == 0) {
-            fputs(usage, stdout);
-            rc = EXIT_VALID;
-            goto out;
         } else if (strcmp(opt, "--assert-formats") == 0) {
             sl_schema_set_assert_formats(set, true);
         } else if (strcmp(opt, "--map") == 0 || strncmp(opt, "--map=", 6) == 0) {

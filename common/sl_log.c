@@ -10,6 +10,7 @@
 
 static const char *log_component = "sluice";
 static enum sl_log_level log_min_level = SL_LOG_INFO;
+static int log_fd = STDOUT_FILENO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -31,6 +32,11 @@ void sl_log_init(const char *component, enum sl_log_level level)
     const char *env = getenv("SLUICE_LOG_LEVEL");
     if (env && sl_log_level_parse(env, &level) == 0)
         log_min_level = level;
+}
+
+void sl_log_set_fd(int fd)
+{
+    log_fd = fd;
 }
 
 bool sl_log_enabled(enum sl_log_level level)
@@ -128,7 +134,7 @@ void sl_log_write(enum sl_log_level level, const char *event_id, const char *fmt
     /* One write per line; a short write to a pipe or terminal is retried for the rest. */
     const char *p = line;
     while (pos > 0) {
-        ssize_t n = write(STDOUT_FILENO, p, pos);
+        ssize_t n = write(log_fd, p, pos);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

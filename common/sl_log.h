@@ -1,5 +1,5 @@
 /*
- * sl_log: JSON lines on stdout, one object per line:
+ * sl_log: JSON lines on stdout (or the descriptor sl_log_set_fd names), one object per line:
  *
  *   {"ts":"2026-11-24T17:30:00.123Z","level":"info","component":"ingress",
  *    "event_id":"0193...","msg":"accepted"}
@@ -22,6 +22,11 @@ enum sl_log_level { SL_LOG_DEBUG = 0, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR };
 /* `component` must outlive the process's logging (a string literal). The minimum level comes
  * from `level`, unless SLUICE_LOG_LEVEL (debug|info|warn|error) is set in the environment. */
 void sl_log_init(const char *component, enum sl_log_level level);
+
+/* Where the lines go from now on: an open descriptor the process keeps open (default
+ * STDOUT_FILENO, where a stage's supervisor collects them). A command line tool whose stdout is
+ * its output (sluicectl) sends them to STDERR_FILENO. Call it before any thread starts. */
+void sl_log_set_fd(int fd);
 
 bool sl_log_enabled(enum sl_log_level level);
 

@@ -67,11 +67,11 @@ static void stop_all(void)
             }
 }
 
-/* `sluicectl --config CONFIG lag --json` into out; its exit status. */
+/* `sluicectl --config CONFIG lag -o json` into out; its exit status. */
 static int lag_json(const char *config, char *out, size_t size)
 {
     char cmd[6144];
-    snprintf(cmd, sizeof(cmd), "'%s/bin/sluicectl' --config '%s' lag --json 2>&1",
+    snprintf(cmd, sizeof(cmd), "'%s/bin/sluicectl' --config '%s' lag -o json 2>&1",
              sl_test_binary_dir(), config);
     return sl_testenv_run(cmd, out, size);
 }
@@ -84,20 +84,28 @@ static long long pipeline_lag(const struct pipe *p, char groups[N_STAGES][256], 
     if (lag_json(p->config, out, sizeof(out)) != 0)
         return -1;
     long long total = 0;
+    /* The one document {"items": [...]} is a line of its own among stderr's log lines. */
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *j = json_loads(line, 0, NULL);
-        const char *stage = json_string_value(json_object_get(j, "stage"));
-        const char *group = json_string_value(json_object_get(j, "group"));
-        for (int s = 0; stage && group && s < N_STAGES; s++)
-            if (strcmp(stage, stage_names[s]) == 0)
-                snprintf(groups[s], 256, "%s", group);
-        /* A commit marker nobody consumes is no lag (sl_lag.h): deliver's groups drain to 0
-         * like the transactional stages'. */
-        long long lag = json_integer_value(json_object_get(j, "lag"));
-        if (lag && last)
-            printf("# lag %s\n", line);
-        total += lag;
-        json_decref(j);
+        json_t *doc = json_loads(line, 0, NULL), *j;
+        size_t i;
+        json_array_foreach(json_object_get(doc, "items"), i, j)
+        {
+            const char *stage = json_string_value(json_object_get(j, "stage"));
+            const char *group = json_string_value(json_object_get(j, "group"));
+            for (int s = 0; stage && group && s < N_STAGES; s++)
+                if (strcmp(stage, stage_names[s]) == 0)
+                    snprintf(groups[s], 256, "%s", group);
+            /* A commit marker nobody consumes is no lag (sl_lag.h): deliver's groups drain to 0
+             * like the transactional stages'. */
+            long long lag = json_integer_value(json_object_get(j, "lag"));
+            if (lag && last) {
+                char *text = json_dumps(j, JSON_COMPACT);
+                printf("# lag %s\n", text ? text : "?");
+                free(text);
+            }
+            total += lag;
+        }
+        json_decref(doc);
     }
     return total;
 }

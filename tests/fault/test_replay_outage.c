@@ -114,23 +114,28 @@ static pid_t start(const char *name, const char *config, const char *log, int *a
     return pid;
 }
 
-/* The group's total lag over `sluicectl lag --stage STAGE --json` lines of `group`; -1 when
+/* The group's total lag over `sluicectl lag --stage STAGE -o json` rows of `group`; -1 when
  * it cannot be read. */
 static long long group_lag(const char *config, const char *stage, const char *group)
 {
     char out[OUTPUT_MAX];
-    if (ctl(config, out, sizeof(out), "lag --stage %s --json", stage) != 0)
+    if (ctl(config, out, sizeof(out), "lag --stage %s -o json", stage) != 0)
         return -1;
     long long total = 0;
     int lines = 0;
+    /* The one document {"items": [...]} is a line of its own among stderr's log lines. */
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *j = json_loads(line, 0, NULL);
-        const char *g = json_string_value(json_object_get(j, "group"));
-        if (g && strcmp(g, group) == 0) {
-            total += json_integer_value(json_object_get(j, "lag"));
-            lines++;
+        json_t *doc = json_loads(line, 0, NULL), *j;
+        size_t i;
+        json_array_foreach(json_object_get(doc, "items"), i, j)
+        {
+            const char *g = json_string_value(json_object_get(j, "group"));
+            if (g && strcmp(g, group) == 0) {
+                total += json_integer_value(json_object_get(j, "lag"));
+                lines++;
+            }
         }
-        json_decref(j);
+        json_decref(doc);
     }
     return lines ? total : -1;
 }

@@ -16,8 +16,7 @@ YAML
 "$ctl" --config "$work/pipeline.yaml" topics create > /dev/null || fail "topics create"
 
 total_lag() { # stage -> the sum of its lag over partitions
-    "$ctl" --config "$work/pipeline.yaml" lag --stage "$1" --json |
-        sed -n 's/.*"lag":\([0-9]*\),.*/\1/p' | awk '{s += $1} END {print s + 0}'
+    "$ctl" --config "$work/pipeline.yaml" lag --stage "$1" -o json | jq '[.items[].lag] | add // 0'
 }
 run_stage() { # stage input output: runs the pass-through tool as that stage until its lag is 0
     SLUICE_PASSTHROUGH_AS=$1 SLUICE_PASSTHROUGH_INPUT=$2 SLUICE_PASSTHROUGH_OUTPUT=$3 \
@@ -42,9 +41,18 @@ for i in $(seq 1 10); do printf 'key-%d:{"n":%d}\n' "$i" "$i"; done |
 "$ctl" --config "$work/pipeline.yaml" lag > "$work/table" || fail "lag table"
 grep -q "^STAGE .* LAG *AGE_S$" "$work/table" || fail "table header"
 # Every partition holding waiting records knows their age (a number, not -1).
+# --json is -o json.
 "$ctl" --config "$work/pipeline.yaml" lag --stage validate --json > "$work/rows"
-[ "$(grep -c '"lag":[1-9]' "$work/rows")" -gt 0 ] || fail "no partition with lag"
-! grep '"lag":[1-9]' "$work/rows" | grep -q '"age_seconds":-' || fail "unknown age: $(cat "$work/rows")"
+[ "$(jq '[.items[] | select(.lag > 0)] | length' "$work/rows")" -gt 0 ] || fail "no partition with lag"
+jq -e 'all(.items[] | select(.lag > 0); .age_seconds >= 0)' "$work/rows" > /dev/null ||
+    fail "unknown age: $(cat "$work/rows")"
+# The documented shape: every row has every key; destination is named on deliver rows only.
+"$ctl" --config "$work/pipeline.yaml" lag -o json > "$work/all"
+jq -e '.items | length > 0 and all(.[]; keys == ["age_seconds", "committed", "destination",
+    "end", "group", "lag", "partition", "stage", "topic"] and ((.stage == "deliver") ==
+    (.destination == "sink")))' "$work/all" > /dev/null || fail "lag -o json shape: $(cat "$work/all")"
+"$ctl" --config "$work/pipeline.yaml" lag -o table | grep -q "^STAGE .* LAG *AGE_S$" ||
+    fail "-o table is not the table"
 grep -q "^validate .*${prefix}validate .*${prefix}ingress" "$work/table" || fail "validate rows"
 grep -q "^deliver .*${prefix}deliver.sink .*${prefix}deliver.sink" "$work/table" || fail "deliver rows"
 

@@ -231,12 +231,20 @@ static json_t *report(struct rec_test *t)
 {
     char args[4600], *out = malloc(1 << 20);
     SL_REQUIRE(out);
-    snprintf(args, sizeof(args), "--config %s reconcile report --since 2h --json", t->r.config);
+    snprintf(args, sizeof(args), "--config %s reconcile report --since 2h -o json", t->r.config);
     int rc = sluicectl(args, out, 1 << 20);
     json_t *j = json_loads(out, 0, NULL);
     free(out);
     SL_CHECK_INT(rc, 0);
     SL_REQUIRE(j);
+    /* The documented shape: {"since", "hours": [...], "totals": {...}, "stuck": [...],
+     * "last_run": {...} or null}. */
+    const char *since = NULL;
+    json_t *hours, *totals, *stuck, *last_run;
+    SL_CHECK(json_unpack(j, "{s:s, s:o, s:o, s:o, s:o}", "since", &since, "hours", &hours, "totals",
+                         &totals, "stuck", &stuck, "last_run", &last_run) == 0);
+    SL_CHECK(json_is_array(hours) && json_is_object(totals) && json_is_array(stuck) &&
+             (json_is_object(last_run) || json_is_null(last_run)));
     return j;
 }
 

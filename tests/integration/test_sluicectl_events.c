@@ -241,6 +241,15 @@ static json_t *show_json(const char *id)
                      io.err);
     io_free(&io);
     SL_REQUIRE(doc);
+    /* The documented shape. */
+    json_t *timeline, *dead_letters, *event_status, *destinations, *source, *type;
+    const char *event_id = NULL;
+    SL_CHECK(json_unpack(doc, "{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "event_id", &event_id,
+                         "source", &source, "type", &type, "timeline", &timeline, "dead_letters",
+                         &dead_letters, "event_status", &event_status, "destinations",
+                         &destinations) == 0);
+    SL_CHECK(json_is_array(timeline) && json_is_array(dead_letters) &&
+             json_is_array(event_status) && json_is_array(destinations));
     return doc;
 }
 
@@ -464,9 +473,26 @@ SL_TEST(dlq_replay_then_delivered)
     struct io io = io_new();
 
     /* The listing and the letter in full. */
-    snprintf(args, sizeof(args), "dlq list --stage deliver --since 1h --status new --json");
+    snprintf(args, sizeof(args), "dlq list --stage deliver --since 1h --status new -o json");
     SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 0);
     SL_CHECK_CONTAINS(io.out, id);
+    /* The documented shape: {"items": [{...}]}, one row per letter. */
+    json_t *list = json_loads(io.out, 0, NULL), *items = NULL, *first = NULL;
+    SL_REQUIRE(list);
+    SL_CHECK(json_unpack(list, "{s:o}", "items", &items) == 0 && json_array_size(items) == 1);
+    first = json_array_get(items, 0);
+    json_int_t list_id = 0, attempt = 0, partition = 0, offset = 0, size = 0, replays = -1;
+    const char *l_event = NULL, *l_source, *l_type, *l_stage, *l_reason, *l_status, *l_at, *l_topic;
+    SL_CHECK(
+        json_unpack(first, "{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
+                    "id", &list_id, "event_id", &l_event, "source", &l_source, "type", &l_type,
+                    "stage", &l_stage, "reason", &l_reason, "attempt", &attempt, "status",
+                    &l_status, "received_at", &l_at, "topic", &l_topic, "partition", &partition,
+                    "offset", &offset, "payload_size", &size, "replay_count", &replays) == 0);
+    SL_CHECK_INT(list_id, dl);
+    SL_CHECK_STR(l_event, id);
+    SL_CHECK_INT(replays, 0);
+    json_decref(list);
     snprintf(args, sizeof(args), "dlq show %lld", dl);
     SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 0);
     SL_CHECK_CONTAINS(io.out, "\"amount_minor\":1200"); /* the payload, as text */
@@ -476,6 +502,19 @@ SL_TEST(dlq_replay_then_delivered)
     SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 0);
     json_t *full = json_loads(io.out, 0, NULL);
     SL_REQUIRE(full);
+    /* The documented shape: the listing's members and the letter's own. */
+    json_t *errors, *headers, *payload, *key_of, *replays_of, *status_at;
+    SL_CHECK(json_unpack(full, "{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "id", &list_id,
+                         "event_id", &l_event, "errors", &errors, "headers", &headers, "payload",
+                         &payload, "key", &key_of, "replays", &replays_of, "status_at",
+                         &status_at) == 0);
+    SL_CHECK(json_is_array(errors) && json_is_object(headers) && json_is_array(replays_of));
+    /* -o json is --json. */
+    snprintf(args, sizeof(args), "dlq show %lld -o json", dl);
+    SL_CHECK_INT(sluicectl(true, NULL, args, io.out, io.err), 0);
+    json_t *again = json_loads(io.out, 0, NULL);
+    SL_CHECK(json_equal(again, full));
+    json_decref(again);
     SL_CHECK_STR(json_string_value(json_object_get(full, "payload_text")),
                  "{\"order\":\"o-1\",\"amount_minor\":1200}");
     SL_CHECK_STR(json_string_value(json_object_get(full, "key_text")), id);
