@@ -150,13 +150,13 @@ static const struct ctl_command commands[] = {
     {"db partitions", "[--ahead DAYS] [--retain DAYS]",
      "create coming audit partitions, drop those older than DAYS", sluicectl_db},
     {"reconcile report", "[--since TIME] [-o json|table]",
-     "hourly accepted vs terminal counts, totals, stuck events", sluicectl_reconcile},
+     "hourly accepted vs terminal counts, totals, stuck events", sluicectl_reconcile_report},
     {"replay", "--stage STAGE [--destination NAME] --from TIME [--group ID] [--dry-run]",
      "rewind the stopped stage's consumer group to TIME (the offsets for that time) so it\n"
      "re-processes its input; a group with members is refused",
      sluicectl_replay},
     {"events show", "ID [-o json|table]",
-     "the event's timeline: stages, delivery attempts, dead letters", sluicectl_events},
+     "the event's timeline: stages, delivery attempts, dead letters", sluicectl_events_show},
     {"dlq list",
      "[--source S] [--stage S] [--since TIME] [--status new|replayed|discarded|all] [--limit N] "
      "[-o json|table]",

@@ -236,10 +236,6 @@ out:
 
 int sluicectl_db(const char *config, int argc, char **argv)
 {
-    if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
-        return cmd_migrate(config, argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "partitions") == 0)
-        return cmd_partitions(config, argc, argv);
-    fputs(usage, stderr);
-    return EXIT_USAGE;
+    return strcmp(argv[0], "migrate") == 0 ? cmd_migrate(config, argc, argv)
+                                           : cmd_partitions(config, argc, argv);
 }

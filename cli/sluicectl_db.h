@@ -22,7 +22,8 @@
 #ifndef SLUICECTL_DB_H
 #define SLUICECTL_DB_H
 
-/* `config` is the pipeline file or NULL; argv[0] is the subcommand ("migrate", "partitions").
+/* `config` is the pipeline file or NULL; argv[0] is the subcommand, "migrate" or "partitions" (the
+ * dispatcher's command table only calls it with those).
  * Returns the exit code. */
 int sluicectl_db(const char *config, int argc, char **argv);
 

@@ -482,12 +482,7 @@ static int cmd_discard(const sl_conf_t *conf, int argc, char **argv)
 
 int sluicectl_dlq(const char *config, int argc, char **argv)
 {
-    const char *cmd = argc >= 1 ? argv[0] : "";
-    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 && strcmp(cmd, "replay") != 0 &&
-        strcmp(cmd, "discard") != 0) {
-        fprintf(stderr, "sluicectl dlq: unknown subcommand '%s'\n%s", cmd, usage);
-        return EXIT_USAGE;
-    }
+    const char *cmd = argv[0];
     struct sl_err err;
     sl_conf_t *conf = NULL;
     if (config && !(conf = sl_pipeline_load(config, &err))) {

@@ -29,8 +29,9 @@
 #ifndef SLUICECTL_DLQ_H
 #define SLUICECTL_DLQ_H
 
-/* `config` is the pipeline file or NULL; argv[0] is the subcommand ("list", "show",
- * "replay"). Returns the exit code. */
+/* `config` is the pipeline file or NULL; argv[0] is the subcommand, one of "list", "show",
+ * "replay" and "discard" (the dispatcher's command table only calls it with those). Returns the
+ * exit code. */
 int sluicectl_dlq(const char *config, int argc, char **argv);
 
 #endif

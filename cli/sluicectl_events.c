@@ -164,7 +164,7 @@ static void print_text(const json_t *doc)
     }
 }
 
-static int show(const char *config, int argc, char **argv)
+int sluicectl_events_show(const char *config, int argc, char **argv)
 {
     const char *id = NULL;
     enum ctl_output output = CTL_OUTPUT_TABLE;
@@ -205,12 +205,4 @@ out:
     sl_pg_destroy(pg);
     sl_conf_destroy(conf);
     return rc;
-}
-
-int sluicectl_events(const char *config, int argc, char **argv)
-{
-    if (argc >= 1 && strcmp(argv[0], "show") == 0)
-        return show(config, argc, argv);
-    fprintf(stderr, "sluicectl events: unknown subcommand '%s'\n%s", argc ? argv[0] : "", usage);
-    return EXIT_USAGE;
 }

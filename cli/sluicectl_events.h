@@ -16,8 +16,8 @@
 #ifndef SLUICECTL_EVENTS_H
 #define SLUICECTL_EVENTS_H
 
-/* `config` is the pipeline file or NULL; argv[0] is the subcommand ("show"). Returns the exit
- * code. */
-int sluicectl_events(const char *config, int argc, char **argv);
+/* `sluicectl events show`: `config` is the pipeline file or NULL; argv[0] is "show" (the
+ * dispatcher's command table). Returns the exit code. */
+int sluicectl_events_show(const char *config, int argc, char **argv);
 
 #endif

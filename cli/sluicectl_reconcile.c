@@ -127,7 +127,7 @@ static void print_text(const json_t *report)
         printf("\nlast run: none (is sluice-reconcile running?)\n");
 }
 
-static int report(const char *config, int argc, char **argv)
+int sluicectl_reconcile_report(const char *config, int argc, char **argv)
 {
     const char *since_opt = "24h";
     enum ctl_output output = CTL_OUTPUT_TABLE;
@@ -192,12 +192,4 @@ out:
     sl_pg_destroy(pg);
     sl_conf_destroy(conf);
     return rc;
-}
-
-int sluicectl_reconcile(const char *config, int argc, char **argv)
-{
-    if (argc >= 1 && strcmp(argv[0], "report") == 0)
-        return report(config, argc, argv);
-    fprintf(stderr, "sluicectl reconcile: unknown subcommand '%s'\n%s", argc ? argv[0] : "", usage);
-    return EXIT_USAGE;
 }

@@ -20,8 +20,8 @@
 #ifndef SLUICECTL_RECONCILE_H
 #define SLUICECTL_RECONCILE_H
 
-/* `config` is the pipeline file or NULL; argv[0] is the subcommand ("report"). Returns the
- * exit code. */
-int sluicectl_reconcile(const char *config, int argc, char **argv);
+/* `sluicectl reconcile report`: `config` is the pipeline file or NULL; argv[0] is "report" (the
+ * dispatcher's command table). Returns the exit code. */
+int sluicectl_reconcile_report(const char *config, int argc, char **argv);
 
 #endif

@@ -71,8 +71,8 @@ kind=replay seed=$$ keep=0
 now_ms() { date +%s%3N; }
 # The stage's group lag over all partitions, from the broker.
 lag_now() {
-    "$bin/sluicectl" --config "$conf" lag --stage "$stage" --json 2>> "$logs/sluicectl.log" |
-        jq -s 'map(.lag) | add // 0'
+    "$bin/sluicectl" --config "$conf" lag --stage "$stage" -o json 2>> "$logs/sluicectl.log" |
+        jq '[.items[].lag] | add // 0'
 }
 accepted_now() { wc -l < "$run/accepted.txt"; }
 
